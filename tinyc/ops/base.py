@@ -1,0 +1,107 @@
+"""What every op family module provides: the op's facts, asked by the stages, never re-derived.
+
+An op family module defines one or more `OpSupport` subclasses and registers each with
+`@register("BUILTIN_NAME", ...)`. Stages ask the registry (`tinyc.ops.registry.lookup`) for
+an op's module rather than switching on op names themselves.
+
+`lower()` is TFLM's Prepare done at compile time: it computes every fixed-point constant and
+returns a `KernelCall`, which codegen prints as `function(&params, args...)` without deciding
+anything itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from tinyc.errors import UnsupportedError
+from tinyc.ir import Graph, Op, Tensor
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One pointer argument of a kernel call.
+
+    kind: "in" (activation read, `const T *`), "out" (activation written, `T *`),
+    "const" (a constant tensor in flash, `const T *`), "scratch" (a temporary of `nbytes`
+    in the arena, `void *`), "null" (`NULL`, e.g. a missing bias).
+    """
+
+    kind: str
+    tensor: str | None = None
+    nbytes: int = 0
+
+
+@dataclass(frozen=True)
+class KernelCall:
+    """A fully prepared kernel invocation.
+
+    params: C struct fields in declaration order. Values may be int, float, bool, a tuple of
+    ints (printed as an inline array initializer `{a, b}`) or a numpy array (printed as a
+    separate `static const` array; the field receives its pointer).
+    """
+
+    function: str
+    header: str
+    sources: tuple[str, ...]
+    params_type: str | None
+    params: Mapping[str, Any]
+    args: tuple[Arg, ...]
+    comment: str = ""
+
+
+class OpSupport:
+    """Base for op family modules. Subclasses override what applies to them."""
+
+    #: builtin names handled (filled by @register)
+    kinds: tuple[str, ...] = ()
+
+    def check(self, op: Op, g: Graph) -> None:
+        """Raise UnsupportedError (via `unsupported`) for anything lower() cannot do exactly."""
+
+    def macs(self, op: Op, g: Graph) -> int:
+        """Multiply-accumulates; element-wise ops count one per output element."""
+        return sum(g.t(o).size for o in op.outputs)
+
+    def lower(self, op: Op, g: Graph) -> KernelCall:
+        raise NotImplementedError(f"{type(self).__name__}.lower")
+
+    def fold(self, op: Op, g: Graph) -> list[np.ndarray] | None:
+        """Compute the outputs at compile time when they do not depend on the model input
+        (all inputs constant, or SHAPE of a static shape); None when it cannot."""
+        return None
+
+    def view_of(self, op: Op, g: Graph) -> str | None:
+        """The input whose bytes the output is, unchanged (RESHAPE): the op becomes an alias."""
+        return None
+
+    def absorbs_pad(self, op: Op, g: Graph) -> bool:
+        """True when a preceding zero-point PAD can be folded into this op as explicit padding
+        (attrs["explicit_padding"] = (top, bottom, left, right))."""
+        return False
+
+
+def unsupported(op: Op, g: Graph, why: str) -> UnsupportedError:
+    """An error naming the op, its index in the model and its tensors (Vela's Operation.error)."""
+    ins = ", ".join(_describe(g, n) for n in op.inputs)
+    outs = ", ".join(_describe(g, n) for n in op.outputs)
+    return UnsupportedError(f"{op.label}: {why} [inputs: {ins}; outputs: {outs}]")
+
+
+def _describe(g: Graph, name: str | None) -> str:
+    if name is None:
+        return "-"
+    t: Tensor = g.t(name)
+    return f"{name} {t.dtype}{list(t.shape)}"
+
+
+def tensor_dims4(t: Tensor) -> tuple[int, int, int, int]:
+    """NHWC dims padded on the left with ones (TFLite's RuntimeShape extension)."""
+    s = tuple(t.shape)
+    if len(s) > 4:
+        raise ValueError(f"tensor {t.name} has rank {len(s)} > 4")
+    return (1,) * (4 - len(s)) + s  # type: ignore[return-value]
+
+

@@ -1,0 +1,1 @@
+"""Targets: the host, boards, builds, flashing and serial links."""
