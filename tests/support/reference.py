@@ -28,6 +28,7 @@ import numpy as np
 __all__ = [
     "run_tflm",
     "run_litert_ref",
+    "run_many",
     "tflm_arena_bytes",
     "tflm_arena_stats",
     "model_io_specs",
@@ -146,6 +147,19 @@ def _run_worker(args: list[str], timeout: float, what: str) -> subprocess.Comple
     return proc
 
 
+def _stage_job(job_dir: str, buf: bytes, arrays: list[np.ndarray], n_out: int) -> None:
+    """Write one job (model + inputs + output count) where the worker expects it."""
+    os.makedirs(job_dir, exist_ok=True)
+    Path(job_dir, "model.tflite").write_bytes(buf)
+    for i, a in enumerate(arrays):
+        np.save(os.path.join(job_dir, f"in_{i}.npy"), a)
+    Path(job_dir, "counts").write_text(f"{len(arrays)} {n_out}")
+
+
+def _load_outputs(job_dir: str, n_out: int) -> list[np.ndarray]:
+    return [np.load(os.path.join(job_dir, f"out_{i}.npy")) for i in range(n_out)]
+
+
 def _run(backend: str, model: ModelLike, inputs: Sequence[np.ndarray], timeout: float,
          arena_size: int) -> list[np.ndarray]:
     buf = _model_bytes(model)
@@ -154,13 +168,74 @@ def _run(backend: str, model: ModelLike, inputs: Sequence[np.ndarray], timeout: 
     if n == 0:
         return [np.zeros((0, *s), dtype=d) for s, d in out_specs]
     with tempfile.TemporaryDirectory(prefix="tinyc_ref_") as tmp:
-        model_path = os.path.join(tmp, "model.tflite")
-        Path(model_path).write_bytes(buf)
-        for i, a in enumerate(arrays):
-            np.save(os.path.join(tmp, f"in_{i}.npy"), a)
-        _run_worker(["run", backend, model_path, tmp, str(len(arrays)), str(len(out_specs)),
-                     str(arena_size)], timeout, f"{backend} reference")
-        return [np.load(os.path.join(tmp, f"out_{i}.npy")) for i in range(len(out_specs))]
+        _stage_job(tmp, buf, arrays, len(out_specs))
+        _run_worker(["run", backend, str(arena_size), tmp], timeout, f"{backend} reference")
+        return _load_outputs(tmp, len(out_specs))
+
+
+def run_many(backend: str, jobs: Sequence[tuple[ModelLike, Sequence[np.ndarray]]], *,
+             timeout: float = DEFAULT_TIMEOUT_S, arena_size: int = DEFAULT_TFLM_ARENA
+             ) -> list[list[np.ndarray] | ReferenceRunError]:
+    """Run many (model, inputs) jobs in ONE worker; backend is "tflm" or "litert".
+
+    For suites of tiny single-op models, where interpreter start-up (~0.5 s) would
+    dominate.  Returns, per job, its outputs or the ReferenceRunError it caused.
+    Jobs run in order, so if the worker dies the job it was on gets the
+    ReferenceCrashed and a fresh worker continues with the rest.  Input validation errors
+    (ValueError) are raised immediately.
+    """
+    if backend not in ("tflm", "litert"):
+        raise ValueError(f"unknown backend {backend!r}")
+    staged = []
+    for model, inputs in jobs:
+        buf = _model_bytes(model)
+        in_specs, out_specs = model_io_specs(buf)
+        arrays, n = _prepare_inputs(in_specs, inputs)
+        staged.append((buf, arrays, n, out_specs))
+    results: list[list[np.ndarray] | ReferenceRunError | None] = [None] * len(staged)
+    with tempfile.TemporaryDirectory(prefix="tinyc_ref_") as tmp:
+        dirs: list[str] = []
+        for j, (buf, arrays, n, out_specs) in enumerate(staged):
+            if n == 0:
+                results[j] = [np.zeros((0, *s), dtype=d) for s, d in out_specs]
+                continue
+            d = os.path.join(tmp, f"job_{j}")
+            _stage_job(d, buf, arrays, len(out_specs))
+            dirs.append(d)
+        pending = list(dirs)
+        while pending:
+            try:
+                _run_worker(["run", backend, str(arena_size), *pending], timeout,
+                            f"{backend} reference")
+                crash: ReferenceRunError | None = None
+            except ReferenceRunError as e:
+                crash = e
+            # Jobs run in order: those with a marker finished; the first without one
+            # is the one the worker died on (only possible if crash is set).
+            still: list[str] = []
+            blamed = crash is None
+            for d in pending:
+                if Path(d, "done").exists() or Path(d, "error.txt").exists():
+                    continue
+                if not blamed:
+                    results[int(d.rsplit("_", 1)[1])] = crash
+                    blamed = True
+                    continue
+                still.append(d)
+            if crash is None:
+                break
+            pending = still
+        for j, (buf, arrays, n, out_specs) in enumerate(staged):
+            if results[j] is not None:
+                continue
+            d = os.path.join(tmp, f"job_{j}")
+            err = Path(d, "error.txt")
+            if err.exists():
+                results[j] = ReferenceFailed(f"{backend} reference: job {j} raised", _EXIT_PY_ERROR,
+                                             err.read_text())
+            else:
+                results[j] = _load_outputs(d, len(out_specs))
+    return results  # type: ignore[return-value]
 
 
 def run_tflm(model: ModelLike, inputs: Sequence[np.ndarray], *, timeout: float = DEFAULT_TIMEOUT_S,
@@ -203,9 +278,11 @@ def tflm_arena_bytes(model: ModelLike, **kwargs: float) -> int:
 
 
 # --------------------------------------------------------------------------- worker side
-def _worker_run(backend: str, model_path: str, tmp: str, n_in: int, n_out: int,
-                arena_size: int) -> None:
-    xs = [np.load(os.path.join(tmp, f"in_{i}.npy")) for i in range(n_in)]
+def _worker_job(backend: str, arena_size: int, job_dir: str) -> None:
+    """Run one staged job: every sample through one interpreter instance."""
+    n_in, n_out = (int(v) for v in Path(job_dir, "counts").read_text().split())
+    model_path = os.path.join(job_dir, "model.tflite")
+    xs = [np.load(os.path.join(job_dir, f"in_{i}.npy")) for i in range(n_in)]
     n = xs[0].shape[0]
     results: list[list[np.ndarray]] = [[] for _ in range(n_out)]
     if backend == "tflm":
@@ -237,7 +314,22 @@ def _worker_run(backend: str, model_path: str, tmp: str, n_in: int, n_out: int,
     else:
         raise ValueError(f"unknown backend {backend!r}")
     for o in range(n_out):
-        np.save(os.path.join(tmp, f"out_{o}.npy"), np.stack(results[o]))
+        np.save(os.path.join(job_dir, f"out_{o}.npy"), np.stack(results[o]))
+    Path(job_dir, "done").touch()
+
+
+def _worker_run(backend: str, arena_size: int, job_dirs: list[str]) -> None:
+    """Run jobs in order; a Python error is recorded per job, a single job fails fast."""
+    import traceback
+
+    if len(job_dirs) == 1:
+        _worker_job(backend, arena_size, job_dirs[0])
+        return
+    for d in job_dirs:
+        try:
+            _worker_job(backend, arena_size, d)
+        except Exception:
+            Path(d, "error.txt").write_text(traceback.format_exc())
 
 
 def _worker_arena(model_path: str, arena_size: int) -> None:
@@ -253,7 +345,7 @@ def _worker_main(argv: list[str]) -> int:
 
     try:
         if argv[0] == "run":
-            _worker_run(argv[1], argv[2], argv[3], int(argv[4]), int(argv[5]), int(argv[6]))
+            _worker_run(argv[1], int(argv[2]), argv[3:])
         elif argv[0] == "arena":
             _worker_arena(argv[1], int(argv[2]))
         elif argv[0] == "abort":  # test hook: simulate a native crash
