@@ -1,0 +1,1 @@
+"""C code generation: a CProgram (prepared in emit.py) printed by jinja2 templates."""

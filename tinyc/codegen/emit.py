@@ -1,0 +1,222 @@
+"""Turn (graph, kernel calls, memory plan) into C sources.
+
+Every decision is already made by the stages before: this module only formats values (C
+literals, array bodies, pointer casts) into a `CProgram` that the jinja2 templates print.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import jinja2
+import numpy as np
+
+from tinyc import __version__
+from tinyc.ir import C_TYPES, Graph, Tensor
+from tinyc.memory.lifetimes import scratch_name
+from tinyc.memory.plan import MemoryPlan
+from tinyc.ops.base import KernelCall
+
+RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime_c"
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("tinyc.codegen", "templates"), trim_blocks=True,
+                          lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+_NP_CTYPES = {np.dtype(k if k != "bool" else "uint8"): v for k, v in C_TYPES.items()}
+
+
+@dataclass
+class CArray:
+    cname: str
+    ctype: str
+    length: int
+    body: str
+    comment: str
+    align: int
+
+
+@dataclass
+class Step:
+    index: int
+    comment: str
+    function: str
+    params_type: str | None
+    params_name: str
+    fields: list[dict[str, str]]
+    args: list[str]
+
+
+@dataclass
+class IOInfo:
+    dtype: str
+    shape: list[int]
+    quant: str
+    offset: int
+    nbytes: int
+
+
+@dataclass
+class CProgram:
+    name: str
+    prefix: str
+    PU: str
+    version: str
+    model_file: str
+    model_sha256: str
+    arena_bytes: int
+    lower_bound_bytes: int
+    strategy: str
+    total_macs: int
+    weight_bytes: int
+    headers: list[str]
+    sources: list[str]
+    arrays: list[CArray] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    inputs: list[IOInfo] = field(default_factory=list)
+    outputs: list[IOInfo] = field(default_factory=list)
+
+
+def c_identifier(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return s if s and not s[0].isdigit() else "m_" + s
+
+
+def _array_body(arr: np.ndarray) -> str:
+    flat = np.asarray(arr).ravel()
+    if flat.dtype == np.float32:
+        items = [_float_literal(np.float32(v)) for v in flat]
+    else:
+        items = flat.astype(np.int64).tolist()
+        if flat.dtype == np.int32:
+            # INT32_MIN is not a valid decimal literal in C; write it as an expression.
+            items = [("(-2147483647 - 1)" if v == -2147483648 else v) for v in items]
+    per_line = 24
+    lines = []
+    for i in range(0, len(items), per_line):
+        lines.append("  " + ", ".join(map(str, items[i:i + per_line])) + ",")
+    return "\n".join(lines) if lines else "  0"
+
+
+def _float_literal(v: Any) -> str:
+    if isinstance(v, np.float32):
+        r = repr(float(v))
+        return r + ("f" if ("." in r or "e" in r) else ".0f")
+    r = repr(float(v))
+    return r if ("." in r or "e" in r) else r + ".0"
+
+
+def _scalar(v: Any) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "1" if v else "0"
+    if isinstance(v, (int, np.integer)):
+        iv = int(v)
+        if iv == -2147483648:
+            return "(-2147483647 - 1)"
+        return str(iv) + ("u" if iv > 2147483647 else "")
+    if isinstance(v, (float, np.floating)):
+        return _float_literal(v)
+    if isinstance(v, str):
+        return v  # an enum constant or macro name, chosen by the op module
+    raise TypeError(f"cannot print {type(v).__name__} as a C value")
+
+
+def build_program(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs: Sequence[int], *,
+                  prefix: str = "tinyc", model_file: str = "model.tflite", model_sha256: str = "0" * 64) -> CProgram:
+    prefix = c_identifier(prefix).lower()
+    headers = sorted({c.header for c in calls if c.header})
+    sources = sorted({s for c in calls for s in c.sources})
+    prog = CProgram(name=prefix, prefix=prefix, PU=prefix.upper(), version=__version__, model_file=model_file,
+                    model_sha256=model_sha256, arena_bytes=plan.arena_bytes, lower_bound_bytes=plan.lower_bound_bytes,
+                    strategy=plan.strategy, total_macs=int(sum(macs)), weight_bytes=0, headers=headers, sources=sources)
+    const_names: dict[str, str] = {}
+
+    def const_ref(tname: str) -> str:
+        if tname not in const_names:
+            t = g.t(tname)
+            assert t.data is not None
+            cname = f"{prefix}_w{t.index if t.index >= 0 else len(const_names)}_{len(const_names)}"
+            prog.arrays.append(CArray(cname=cname, ctype=t.ctype, length=max(t.size, 1), body=_array_body(t.data),
+                                      comment=f"{t.label or t.name} {t.dtype}{list(t.shape)}",
+                                      align=max(4, np_itemsize(t.dtype))))
+            prog.weight_bytes += t.nbytes
+            const_names[tname] = cname
+        return const_names[tname]
+
+    for step, (op, call) in enumerate(zip(g.ops, calls)):
+        pname = f"{prefix}_p{step}"
+        fields = []
+        for k, v in call.params.items():
+            if isinstance(v, np.ndarray):
+                cname = f"{pname}_{k}"
+                prog.arrays.append(CArray(cname=cname, ctype=_NP_CTYPES[v.dtype], length=max(v.size, 1),
+                                          body=_array_body(v), comment=f"layer {step} {k}", align=4))
+                fields.append({"name": k, "value": cname})
+            elif isinstance(v, (tuple, list)):
+                fields.append({"name": k, "value": "{" + ", ".join(_scalar(x) for x in v) + "}"})
+            else:
+                fields.append({"name": k, "value": _scalar(v)})
+        args = []
+        scratch_k = 0
+        for a in call.args:
+            if a.kind == "null":
+                args.append("NULL")
+            elif a.kind == "scratch":
+                off = plan.offsets.get(scratch_name(step, scratch_k)) if a.nbytes > 0 else None
+                args.append(f"(void *)(arena + {off})" if off is not None else "NULL")
+                scratch_k += 1
+            elif a.kind == "const" or (a.tensor is not None and g.t(a.tensor).is_const):
+                assert a.tensor is not None
+                args.append(const_ref(a.tensor))
+            else:
+                assert a.tensor is not None
+                t = g.t(a.tensor)
+                cq = "const " if a.kind == "in" else ""
+                args.append(f"({cq}{t.ctype} *)(arena + {plan.offset(g, a.tensor)})")
+        prog.steps.append(Step(index=op.index, comment=_describe_step(g, op, macs[step], call),
+                               function=call.function, params_type=call.params_type, params_name=pname,
+                               fields=fields, args=args))
+    prog.inputs = [_io(g, n, plan) for n in g.inputs]
+    prog.outputs = [_io(g, n, plan) for n in g.outputs]
+    return prog
+
+
+def np_itemsize(dtype: str) -> int:
+    return {"int8": 1, "uint8": 1, "bool": 1, "int16": 2, "int32": 4, "float32": 4, "int64": 8}[dtype]
+
+
+def _io(g: Graph, name: str, plan: MemoryPlan) -> IOInfo:
+    t: Tensor = g.t(name)
+    q = f", scale {t.quant.s!r}, zero point {t.quant.zp}" if t.quant is not None else ""
+    return IOInfo(dtype=t.dtype, shape=list(t.shape), quant=q, offset=plan.offset(g, name), nbytes=t.nbytes)
+
+
+def _describe_step(g: Graph, op, macs: int, call: KernelCall) -> str:
+    ins = " ".join(f"{g.t(i).dtype}{list(g.t(i).shape)}" for i in op.inputs[:1] if i is not None)
+    outs = " ".join(f"{g.t(o).dtype}{list(g.t(o).shape)}" for o in op.outputs)
+    extra = f" {call.comment}" if call.comment else ""
+    return f"{op.kind} {ins} -> {outs}, {macs:,} MACs{extra}".replace("*/", "* /")
+
+
+def render(prog: CProgram) -> dict[str, str]:
+    """File name -> contents of the model sources."""
+    return {
+        f"{prog.name}.h": _ENV.get_template("model.h.j2").render(p=prog),
+        f"{prog.name}.c": _ENV.get_template("model.c.j2").render(p=prog),
+    }
+
+
+def copy_runtime(dest: Path, sources: Sequence[str]) -> list[Path]:
+    """Copy every runtime header and the kernel sources the model calls into dest/runtime/."""
+    inc = dest / "runtime" / "include" / "tinyc"
+    src = dest / "runtime" / "src"
+    inc.mkdir(parents=True, exist_ok=True)
+    src.mkdir(parents=True, exist_ok=True)
+    for h in sorted((RUNTIME_DIR / "include" / "tinyc").glob("*.h")):
+        shutil.copyfile(h, inc / h.name)
+    out = []
+    for s in sources:
+        shutil.copyfile(RUNTIME_DIR / "src" / s, src / s)
+        out.append(src / s)
+    return out

@@ -1,0 +1,90 @@
+"""The compiler driver: it *is* the pipeline of DESIGN.md, one stage per call.
+
+    read → validate → passes → lower (ops → kernel calls) → plan memory → C program
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyc.codegen.emit import CProgram, build_program, copy_runtime, render
+from tinyc.errors import BadInput, InternalError
+from tinyc.frontend.tflite_reader import read_tflite
+from tinyc.frontend.validate import validate
+from tinyc.ir import Graph
+from tinyc.memory.plan import MemoryPlan, plan_memory
+from tinyc.ops.base import KernelCall
+from tinyc.ops.registry import lookup
+from tinyc.passes.manager import run_passes
+
+
+@dataclass(frozen=True)
+class Options:
+    """Compiler behaviour, kept apart from board facts (Vela's CompilerOptions)."""
+
+    prefix: str = "tinyc"
+    alignment: int = 4
+    allocator: str | None = None  # None: try every registered allocator, keep the best
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """Everything one compile produced; the report and the targets read from it."""
+
+    source_graph: Graph
+    graph: Graph
+    calls: tuple[KernelCall, ...]
+    macs: tuple[int, ...]
+    plan: MemoryPlan
+    program: CProgram
+    model_sha256: str
+    model_file: str
+
+    def files(self) -> dict[str, str]:
+        return render(self.program)
+
+    def write(self, out_dir: Path) -> list[Path]:
+        """Write the model sources and the runtime they need into out_dir."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, text in self.files().items():
+            (out_dir / name).write_text(text)
+            written.append(out_dir / name)
+        written += copy_runtime(out_dir, self.program.sources)
+        return written
+
+
+def load_model(model: str | Path | bytes) -> tuple[bytes, str]:
+    """The model's bytes and a display name."""
+    if isinstance(model, (bytes, bytearray)):
+        return bytes(model), "model"
+    p = Path(model)
+    if not p.is_file():
+        raise BadInput(f"{p}: no such model file")
+    return p.read_bytes(), p.name
+
+
+def lower(g: Graph) -> tuple[tuple[KernelCall, ...], tuple[int, ...]]:
+    calls, macs = [], []
+    for op in g.ops:
+        mod = lookup(op.kind)
+        if mod is None:
+            raise InternalError(f"{op.label} survived validation without an op module")
+        calls.append(mod.lower(op, g))
+        macs.append(int(mod.macs(op, g)))
+    return tuple(calls), tuple(macs)
+
+
+def compile_model(model: str | Path | bytes, options: Options = Options()) -> Compiled:
+    data, display = load_model(model)
+    sha = hashlib.sha256(data).hexdigest()
+    src = read_tflite(data=data, name=Path(display).stem)
+    validate(src)
+    g = run_passes(src)
+    calls, macs = lower(g)
+    plan = plan_memory(g, calls, alignment=options.alignment, strategy=options.allocator)
+    prog = build_program(g, calls, plan, macs, prefix=options.prefix, model_file=display, model_sha256=sha)
+    return Compiled(source_graph=src, graph=g, calls=calls, macs=macs, plan=plan, program=prog,
+                    model_sha256=sha, model_file=display)

@@ -1,0 +1,1 @@
+"""Memory planning: lifetimes -> allocators (registry) -> verifier -> MemoryPlan."""
