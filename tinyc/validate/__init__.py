@@ -1,0 +1,1 @@
+"""Validation: host reference vs generated code or device; data sets; accuracy, latency, memory."""
