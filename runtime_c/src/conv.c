@@ -1,0 +1,128 @@
+/* tinyc: int8 CONV_2D (see tinyc/conv.h).
+ *
+ * Same arithmetic as TFLM's ConvPerChannel: acc = sum w * (x + input_offset) over the taps
+ * inside the input, + bias, MultiplyByQuantizedMultiplier, + output_offset, clamp. Instead of
+ * testing every tap against the image border, the range of filter rows and columns that land
+ * inside the input is computed once per output pixel, so the inner loops have no branches.
+ * The compiler has checked that the int32 accumulator cannot overflow. */
+#include "tinyc/conv.h"
+
+#include "tinyc/quant.h"
+
+/* The first tap k >= 0 with origin + k * dilation >= 0. */
+static int32_t tinyc_conv_first_tap(int32_t origin, int32_t dilation) {
+  return origin >= 0 ? 0 : (-origin + dilation - 1) / dilation;
+}
+
+/* One past the last tap k < n with origin + k * dilation < size. */
+static int32_t tinyc_conv_end_tap(int32_t origin, int32_t dilation, int32_t size, int32_t n) {
+  const int32_t room = size - origin;
+  if (room <= 0) {
+    return 0;
+  }
+  const int32_t end = (room + dilation - 1) / dilation;
+  return end < n ? end : n;
+}
+
+/* sum w[i] * (x[i] + offset): the offset is added per element, exactly as TFLM does, so no
+ * intermediate can overflow when the final sum does not. */
+static int32_t tinyc_conv_dot(const int8_t *w, const int8_t *x, int32_t n, int32_t offset) {
+  int32_t acc = 0;
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    acc += (int32_t)w[i] * ((int32_t)x[i] + offset);
+    acc += (int32_t)w[i + 1] * ((int32_t)x[i + 1] + offset);
+    acc += (int32_t)w[i + 2] * ((int32_t)x[i + 2] + offset);
+    acc += (int32_t)w[i + 3] * ((int32_t)x[i + 3] + offset);
+  }
+  for (; i < n; ++i) {
+    acc += (int32_t)w[i] * ((int32_t)x[i] + offset);
+  }
+  return acc;
+}
+
+static int8_t tinyc_conv_requant(const tinyc_conv2d_params_t *p, int32_t acc, const int32_t *bias,
+                                 int32_t oc) {
+  if (bias != 0) {
+    acc += bias[oc];
+  }
+  acc = tinyc_mul_by_qm(acc, p->out_mult[oc], (int)p->out_shift[oc]);
+  acc += p->output_offset;
+  return (int8_t)tinyc_clamp_i32(acc, p->act_min, p->act_max);
+}
+
+/* 1x1, stride 1, no padding, one group: every output pixel is a matrix-vector product of the
+ * filter (out_c x in_c) with the input pixel; the output has the input's pixel count. */
+static void tinyc_conv2d_s8_1x1(const tinyc_conv2d_params_t *p, const int8_t *input,
+                                const int8_t *filter, const int32_t *bias, int8_t *output) {
+  const int32_t pixels = p->batches * p->out_h * p->out_w;
+  const int32_t in_c = p->in_c;
+  const int32_t out_c = p->out_c;
+  for (int32_t px = 0; px < pixels; ++px) {
+    const int8_t *x = input + px * in_c;
+    int8_t *y = output + px * out_c;
+    const int8_t *w = filter;
+    for (int32_t oc = 0; oc < out_c; ++oc, w += in_c) {
+      y[oc] = tinyc_conv_requant(p, tinyc_conv_dot(w, x, in_c, p->input_offset), bias, oc);
+    }
+  }
+}
+
+void tinyc_conv2d_s8(const tinyc_conv2d_params_t *p, const int8_t *input, const int8_t *filter,
+                     const int32_t *bias, int8_t *output) {
+  const int32_t fic = p->filter_in_c;
+  const int32_t groups = p->in_c / fic;
+  const int32_t filters_per_group = p->out_c / groups;
+  if (p->filter_h == 1 && p->filter_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
+      p->pad_top == 0 && p->pad_left == 0 && groups == 1 && p->out_h == p->in_h &&
+      p->out_w == p->in_w) {
+    tinyc_conv2d_s8_1x1(p, input, filter, bias, output);
+    return;
+  }
+  const int32_t in_row = p->in_w * p->in_c;          /* bytes per input row */
+  const int32_t in_image = p->in_h * in_row;         /* bytes per input image */
+  const int32_t w_tap_row = p->filter_w * fic;       /* filter bytes per filter row */
+  const int32_t w_channel = p->filter_h * w_tap_row; /* filter bytes per output channel */
+  const int32_t in_step_y = p->dilation_h * in_row;
+  const int32_t in_step_x = p->dilation_w * p->in_c;
+  int8_t *y = output;
+  for (int32_t b = 0; b < p->batches; ++b) {
+    const int8_t *in_b = input + b * in_image;
+    for (int32_t oy = 0; oy < p->out_h; ++oy) {
+      const int32_t iy0 = oy * p->stride_h - p->pad_top;
+      const int32_t fy0 = tinyc_conv_first_tap(iy0, p->dilation_h);
+      const int32_t fy1 = tinyc_conv_end_tap(iy0, p->dilation_h, p->in_h, p->filter_h);
+      for (int32_t ox = 0; ox < p->out_w; ++ox) {
+        const int32_t ix0 = ox * p->stride_w - p->pad_left;
+        const int32_t fx0 = tinyc_conv_first_tap(ix0, p->dilation_w);
+        const int32_t fx1 = tinyc_conv_end_tap(ix0, p->dilation_w, p->in_w, p->filter_w);
+        /* The input pixel of the first valid tap; each group reads its own channel slice.
+         * A window entirely outside the input has no taps: point anywhere valid. */
+        const int32_t has_taps = fy0 < fy1 && fx0 < fx1;
+        const int8_t *in_first = has_taps ? in_b + (iy0 + fy0 * p->dilation_h) * in_row +
+                                                (ix0 + fx0 * p->dilation_w) * p->in_c
+                                          : in_b;
+        for (int32_t oc = 0; oc < p->out_c; ++oc) {
+          const int8_t *in_g = in_first + (oc / filters_per_group) * fic;
+          const int8_t *w_oc = filter + oc * w_channel;
+          if (has_taps) {
+            w_oc += fy0 * w_tap_row + fx0 * fic;
+          }
+          int32_t acc = 0;
+          for (int32_t fy = fy0; has_taps && fy < fy1; ++fy) {
+            const int8_t *x = in_g;
+            const int8_t *w = w_oc;
+            for (int32_t fx = fx0; fx < fx1; ++fx) {
+              acc += tinyc_conv_dot(w, x, fic, p->input_offset);
+              x += in_step_x;
+              w += fic;
+            }
+            in_g += in_step_y;
+            w_oc += w_tap_row;
+          }
+          *y++ = tinyc_conv_requant(p, acc, bias, oc);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,77 @@
+"""CONV_2D, int8: TFLM's conv Prepare done at compile time, Eval in runtime_c/src/conv.c.
+
+Supported: int8 input and output, int8 OHWI filter with per-tensor or per-output-channel
+(axis 0) scales and zero point 0, int32 bias or none, any kernel size, stride, dilation,
+SAME/VALID padding, fused NONE/RELU/RELU6/RELU_N1_TO_1, and grouped convolution
+(input channels = filter input channels x groups) as TFLM's ConvPerChannel implements it.
+A preceding zero-point PAD is absorbed as extra leading/trailing padding.
+"""
+
+from __future__ import annotations
+
+from tinyc.ir import Graph, Op
+from tinyc.ops import _conv_math as cm
+from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported
+from tinyc.ops.registry import register
+
+KIND = "CONV_2D"
+
+
+@register("CONV_2D")
+class Conv2D(OpSupport):
+    def check(self, op: Op, g: Graph) -> None:
+        cm.check_common(op, g, KIND, channel_axis=0)
+        x, w = g.t(op.inputs[0]), g.t(op.inputs[1])
+        out_c, fh, fw, fic = w.shape
+        in_c = x.shape[3]
+        if fic < 1 or in_c % fic != 0:
+            raise unsupported(op, g, f"{KIND} input has {in_c} channels, not a multiple of the filter's "
+                                     f"{fic} input channels")
+        groups = in_c // fic
+        if out_c % groups != 0:
+            raise unsupported(op, g, f"grouped {KIND} with {groups} groups needs output channels "
+                                     f"({out_c}) divisible by the group count")
+        cm.check_shapes(op, g, KIND, fh, fw, out_c)
+        bias = cm.bias_of(op, g)
+        cm.check_accumulator(op, g, KIND, w.data.reshape(out_c, -1),
+                             g.t(bias).data if bias is not None else None)
+
+    def macs(self, op: Op, g: Graph) -> int:
+        w, y = g.t(op.inputs[1]), g.t(op.outputs[0])
+        _, fh, fw, fic = w.shape
+        return y.size * fh * fw * fic
+
+    def absorbs_pad(self, op: Op, g: Graph) -> bool:
+        return op.attrs.get("padding") in ("SAME", "VALID")
+
+    def lower(self, op: Op, g: Graph) -> KernelCall:
+        self.check(op, g)
+        x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
+        out_c, fh, fw, fic = w.shape
+        wh, ww = cm.windows(op, g, fh, fw)
+        mult, shift = cm.output_multipliers(x, w, y, out_c)
+        act_min, act_max = cm.clamp_range(op, y)
+        bias = cm.bias_of(op, g)
+        n, h, wd, c = x.shape
+        params = dict(
+            batches=n, in_h=h, in_w=wd, in_c=c,
+            out_h=wh.out_size, out_w=ww.out_size, out_c=out_c,
+            filter_h=fh, filter_w=fw, filter_in_c=fic,
+            stride_h=wh.stride, stride_w=ww.stride,
+            dilation_h=wh.dilation, dilation_w=ww.dilation,
+            pad_top=wh.pad_before, pad_left=ww.pad_before,
+            input_offset=-x.quant.zp, output_offset=y.quant.zp,
+            act_min=act_min, act_max=act_max,
+            out_mult=mult, out_shift=shift,
+        )
+        groups = c // fic
+        comment = (f"CONV_2D {fh}x{fw} stride {wh.stride}x{ww.stride} dilation {wh.dilation}x{ww.dilation} "
+                   f"pad {wh.pad_before},{ww.pad_before} {c}->{out_c}"
+                   + (f" groups {groups}" if groups > 1 else "")
+                   + f" {op.attrs.get('fused_activation_function', 'NONE')}")
+        return KernelCall(
+            function="tinyc_conv2d_s8", header="tinyc/conv.h", sources=("conv.c",),
+            params_type="tinyc_conv2d_params_t", params=params,
+            args=(Arg("in", op.inputs[0]), Arg("const", op.inputs[1]),
+                  Arg("const", bias) if bias is not None else Arg("null"), Arg("out", op.outputs[0])),
+            comment=comment)

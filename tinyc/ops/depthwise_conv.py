@@ -1,0 +1,77 @@
+"""DEPTHWISE_CONV_2D, int8: TFLM's depthwise Prepare at compile time, Eval in
+runtime_c/src/depthwise_conv.c.
+
+Supported: int8 input and output, int8 1HWC filter (C = input channels x depth_multiplier)
+with per-tensor or per-output-channel (axis 3) scales and zero point 0, int32 bias or none,
+any kernel size, depth multiplier, stride, dilation, SAME/VALID padding, fused
+NONE/RELU/RELU6/RELU_N1_TO_1. A preceding zero-point PAD is absorbed as extra padding.
+"""
+
+from __future__ import annotations
+
+from tinyc.ir import Graph, Op
+from tinyc.ops import _conv_math as cm
+from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported
+from tinyc.ops.registry import register
+
+KIND = "DEPTHWISE_CONV_2D"
+
+
+@register("DEPTHWISE_CONV_2D")
+class DepthwiseConv2D(OpSupport):
+    def check(self, op: Op, g: Graph) -> None:
+        cm.check_common(op, g, KIND, channel_axis=3)
+        x, w = g.t(op.inputs[0]), g.t(op.inputs[1])
+        one, fh, fw, out_c = w.shape
+        in_c = x.shape[3]
+        dm = op.attrs.get("depth_multiplier")
+        if one != 1:
+            raise unsupported(op, g, f"{KIND} filter shape {list(w.shape)}: the first dimension must be 1")
+        # TFLM only DCHECKs this; the kernel indexes channels with the attribute, so an
+        # inconsistent attribute would read the wrong weights. Refuse it.
+        if not isinstance(dm, int) or dm < 1 or in_c * dm != out_c:
+            raise unsupported(op, g, f"{KIND} depth_multiplier {dm!r} with {in_c} input channels does not "
+                                     f"give the filter's {out_c} output channels")
+        cm.check_shapes(op, g, KIND, fh, fw, out_c)
+        bias = cm.bias_of(op, g)
+        cm.check_accumulator(op, g, KIND, w.data.reshape(fh * fw, out_c).T,
+                             g.t(bias).data if bias is not None else None)
+
+    def macs(self, op: Op, g: Graph) -> int:
+        w, y = g.t(op.inputs[1]), g.t(op.outputs[0])
+        return y.size * w.shape[1] * w.shape[2]
+
+    def absorbs_pad(self, op: Op, g: Graph) -> bool:
+        return op.attrs.get("padding") in ("SAME", "VALID")
+
+    def lower(self, op: Op, g: Graph) -> KernelCall:
+        self.check(op, g)
+        x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
+        _, fh, fw, out_c = w.shape
+        wh, ww = cm.windows(op, g, fh, fw)
+        mult, shift = cm.output_multipliers(x, w, y, out_c)
+        act_min, act_max = cm.clamp_range(op, y)
+        bias = cm.bias_of(op, g)
+        n, h, wd, c = x.shape
+        dm = op.attrs["depth_multiplier"]
+        params = dict(
+            batches=n, in_h=h, in_w=wd, in_c=c,
+            out_h=wh.out_size, out_w=ww.out_size, out_c=out_c,
+            filter_h=fh, filter_w=fw, depth_multiplier=dm,
+            stride_h=wh.stride, stride_w=ww.stride,
+            dilation_h=wh.dilation, dilation_w=ww.dilation,
+            pad_top=wh.pad_before, pad_left=ww.pad_before,
+            input_offset=-x.quant.zp, output_offset=y.quant.zp,
+            act_min=act_min, act_max=act_max,
+            out_mult=mult, out_shift=shift,
+        )
+        comment = (f"DEPTHWISE_CONV_2D {fh}x{fw} stride {wh.stride}x{ww.stride} dilation "
+                   f"{wh.dilation}x{ww.dilation} pad {wh.pad_before},{ww.pad_before} {c}x{dm} "
+                   f"{op.attrs.get('fused_activation_function', 'NONE')}")
+        return KernelCall(
+            function="tinyc_depthwise_conv2d_s8", header="tinyc/depthwise_conv.h",
+            sources=("depthwise_conv.c",),
+            params_type="tinyc_depthwise_conv2d_params_t", params=params,
+            args=(Arg("in", op.inputs[0]), Arg("const", op.inputs[1]),
+                  Arg("const", bias) if bias is not None else Arg("null"), Arg("out", op.outputs[0])),
+            comment=comment)
