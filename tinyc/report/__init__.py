@@ -1,0 +1,1 @@
+"""Reports: one Report object (report.py); text, JSON and plots are views of it."""

@@ -1,0 +1,43 @@
+"""`tinyc report MODEL --board B [--json] [--plot F] [--strict]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tinyc.errors import CheckFailed
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from tinyc.compiler import Options, compile_model
+    from tinyc.report.report import build_report
+    from tinyc.report.text import render_text
+    from tinyc.target.boards import get_board
+
+    board = get_board(args.board, [Path(d) for d in args.boards_dir])
+    compiled = compile_model(args.model, Options(alignment=board.alignment))
+    rep = build_report(compiled, board)
+    if args.json:
+        print(json.dumps(rep.to_json(), indent=2))
+    else:
+        print(render_text(rep))
+    if args.plot:
+        from tinyc.report.plot import plot_timeline
+
+        plot_timeline(compiled, rep, board, Path(args.plot))
+    if args.strict and rep.fits is False:
+        over = [f"{r.name} by {-r.margin:,} B" for r in rep.regions if not r.fits]
+        raise CheckFailed(f"{compiled.model_file} does not fit {board.name}: over in {', '.join(over)}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("report", help="peak-SRAM report: per-layer timeline, totals, fit on a board")
+    r.add_argument("model")
+    r.add_argument("--board", default="stm32f746g_disco")
+    r.add_argument("--boards-dir", action="append", default=[])
+    r.add_argument("--json", action="store_true", help="print the report as one JSON document")
+    r.add_argument("--plot", help="draw the memory timeline into FILE.png or FILE.svg")
+    r.add_argument("--strict", action="store_true", help="exit 1 when the model does not fit the board")
+    r.set_defaults(func=_cmd_report)

@@ -1,0 +1,209 @@
+"""The peak-SRAM report: one Report object; text, JSON and plots are views of it.
+
+Every total says how it was obtained ("planned" by our planner, "compiled" from object
+sizes of the board's cross compiler, "estimated" from -fstack-usage, or "unknown" when the
+toolchain is missing), because an SRAM figure with no provenance is worthless to a user.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinyc.compiler import Compiled
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    step: int
+    index: int
+    op: str
+    inputs: list[list[int]]
+    outputs: list[list[int]]
+    macs: int
+    live_bytes: int
+    high_water_bytes: int
+    is_peak: bool = False
+
+
+@dataclass(frozen=True)
+class Figure:
+    bytes: int | None
+    how: str  # planned | compiled | estimated | measured | unknown
+
+
+@dataclass(frozen=True)
+class RegionFit:
+    name: str
+    kind: str
+    capacity: int
+    used: int
+
+    @property
+    def margin(self) -> int:
+        return self.capacity - self.used
+
+    @property
+    def fits(self) -> bool:
+        return self.used <= self.capacity
+
+
+@dataclass(frozen=True)
+class Report:
+    model: str
+    board: str
+    layers: list[LayerRow]
+    arena: Figure
+    lower_bound: Figure
+    scratch: Figure
+    static_data: Figure
+    stack: Figure
+    weights: Figure
+    code: Figure
+    io_bytes: int
+    planner: str
+    regions: list[RegionFit] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)
+
+    @property
+    def peak_sram_bytes(self) -> int:
+        return sum(f.bytes or 0 for f in (self.arena, self.static_data, self.stack))
+
+    @property
+    def flash_bytes(self) -> int:
+        return (self.weights.bytes or 0) + (self.code.bytes or 0)
+
+    @property
+    def fits(self) -> bool | None:
+        return all(r.fits for r in self.regions) if self.regions else None
+
+    @property
+    def peak_layer(self) -> LayerRow | None:
+        return next((r for r in self.layers if r.is_peak), None)
+
+    def to_json(self) -> dict[str, Any]:
+        peak = self.peak_layer
+        return {
+            "model": self.model, "board": self.board, "planner": self.planner,
+            "arena_bytes": self.arena.bytes, "lower_bound_bytes": self.lower_bound.bytes,
+            "scratch_bytes": self.scratch.bytes, "static_data_bytes": self.static_data.bytes,
+            "stack_bytes": self.stack.bytes, "io_bytes": self.io_bytes,
+            "peak_sram_bytes": self.peak_sram_bytes, "flash_bytes": self.flash_bytes,
+            "weights_bytes": self.weights.bytes, "code_bytes": self.code.bytes,
+            "how": {k: getattr(self, k).how for k in ("arena", "lower_bound", "scratch", "static_data", "stack",
+                                                      "weights", "code")},
+            "fits": self.fits, "peak_layer": peak.index if peak else None,
+            "regions": [{"name": r.name, "kind": r.kind, "capacity": r.capacity, "used": r.used,
+                         "margin": r.margin, "fits": r.fits} for r in self.regions],
+            "advice": self.advice,
+            "layers": [{"step": r.step, "index": r.index, "op": r.op, "inputs": r.inputs, "outputs": r.outputs,
+                        "macs": r.macs, "live_bytes": r.live_bytes, "high_water_bytes": r.high_water_bytes,
+                        "peak": r.is_peak} for r in self.layers],
+        }
+
+
+def _layers(c: Compiled) -> list[LayerRow]:
+    g, plan = c.graph, c.plan
+    rows = []
+    for step, op in enumerate(g.ops):
+        live = [b for b in plan.buffers if b.first <= step <= b.last]
+        hw = max((plan.offsets[b.name] + b.size for b in live), default=0)
+        rows.append(LayerRow(step=step, index=op.index, op=op.kind,
+                             inputs=[list(g.t(i).shape) for i in op.inputs if i is not None and not g.t(i).is_const],
+                             outputs=[list(g.t(o).shape) for o in op.outputs], macs=c.macs[step],
+                             live_bytes=plan.live_per_step[step], high_water_bytes=hw))
+    if rows:
+        peak = max(range(len(rows)), key=lambda i: (rows[i].live_bytes, -i))
+        rows[peak] = LayerRow(**{**rows[peak].__dict__, "is_peak": True})
+    return rows
+
+
+def cross_compile_sizes(c: Compiled, cpu: str, fpu: str | None, float_abi: str | None) -> tuple[int, int] | None:
+    """(code bytes, worst stack bytes) of the model and its kernels for a Cortex-M CPU, from
+    arm-none-eabi-gcc object sizes and -fstack-usage; None when the toolchain is missing."""
+    if shutil.which("arm-none-eabi-gcc") is None or cpu == "host":
+        return None
+    with tempfile.TemporaryDirectory(prefix="tinyc-size") as td:
+        d = Path(td)
+        c.write(d)
+        flags = [f"-mcpu={cpu}", "-mthumb", "-O2", "-std=c99", "-ffunction-sections", "-fdata-sections",
+                 "-fstack-usage", "-Iruntime/include", "-I."]
+        if fpu and fpu != "none":
+            flags += [f"-mfpu={fpu}", f"-mfloat-abi={float_abi or 'hard'}"]
+        srcs = [f"{c.program.name}.c"] + [f"runtime/src/{s}" for s in c.program.sources]
+        r = subprocess.run(["arm-none-eabi-gcc", *flags, "-c", *srcs], cwd=d, capture_output=True, text=True)
+        if r.returncode != 0:
+            return None
+        objs = sorted(d.glob("*.o"))
+        sz = subprocess.run(["arm-none-eabi-size", "-A", *map(str, objs)], capture_output=True, text=True)
+        text = 0
+        for line in sz.stdout.splitlines():
+            m = re.match(r"^\.(text|rodata)\S*\s+(\d+)", line)
+            if m:
+                text += int(m.group(2))
+        stacks: dict[str, int] = {}
+        for su in d.glob("*.su"):
+            for line in su.read_text().splitlines():
+                parts = line.split("\t")
+                if len(parts) >= 2 and parts[1].isdigit():
+                    stacks[parts[0].rsplit(":", 1)[-1]] = int(parts[1])
+        invoke = max((v for k, v in stacks.items() if k.endswith("_invoke")), default=0)
+        kernel = max((v for k, v in stacks.items() if not k.endswith("_invoke")), default=0)
+        # invoke calls one kernel at a time, and kernels call only inlined helpers.
+        return text, invoke + kernel + 16
+
+
+def build_report(c: Compiled, board: Any | None = None) -> Report:
+    plan = c.plan
+    scratch = sum(b.size for b in plan.buffers if b.name.startswith("scratch"))
+    io_bytes = sum(c.graph.t(n).nbytes for n in c.graph.inputs + c.graph.outputs)
+    weights = c.program.weight_bytes
+    code = Figure(None, "unknown (arm-none-eabi-gcc not installed)")
+    stack = Figure(None, "unknown (arm-none-eabi-gcc not installed)")
+    board_name = getattr(board, "name", "host")
+    if board is not None and getattr(board, "cpu", "host") != "host":
+        sizes = cross_compile_sizes(c, board.cpu, getattr(board, "fpu", None), getattr(board, "float_abi", None))
+        if sizes is not None:
+            code = Figure(max(sizes[0] - weights, 0), "compiled")
+            stack = Figure(sizes[1], "estimated")
+    rep = Report(model=c.model_file, board=board_name, layers=_layers(c),
+                 arena=Figure(plan.arena_bytes, "planned"), lower_bound=Figure(plan.lower_bound_bytes, "planned"),
+                 scratch=Figure(scratch, "planned"), static_data=Figure(0, "compiled"), stack=stack,
+                 weights=Figure(weights, "planned"), code=code, io_bytes=io_bytes, planner=plan.strategy)
+    if board is None or getattr(board, "cpu", "host") == "host":
+        return rep
+    regions, advice = _fit(rep, board)
+    return Report(**{**rep.__dict__, "regions": regions, "advice": advice})
+
+
+def _fit(rep: Report, board: Any) -> tuple[list[RegionFit], list[str]]:
+    mems = list(getattr(board, "memory", ()) or getattr(board, "regions", ()))
+    rams = sorted((m for m in mems if m.kind == "ram"), key=lambda m: m.origin)
+    flashes = [m for m in mems if m.kind == "flash"]
+    fits: list[RegionFit] = []
+    # The arena, static data and stack go into the arena region and the RAM contiguous after it.
+    start = next((i for i, m in enumerate(rams) if m.name == getattr(board, "arena_region", None)), 0)
+    run = [rams[start]] if rams else []
+    for m in rams[start + 1:]:
+        if m.origin == run[-1].end:
+            run.append(m)
+    capacity = sum(m.length for m in run)
+    if run:
+        fits.append(RegionFit(name="+".join(m.name for m in run), kind="ram", capacity=capacity,
+                              used=rep.peak_sram_bytes))
+    if flashes:
+        fits.append(RegionFit(name=flashes[0].name, kind="flash", capacity=flashes[0].length, used=rep.flash_bytes))
+    advice = []
+    for f in fits:
+        if not f.fits:
+            if f.kind == "ram":
+                advice.append(f"SRAM over by {-f.margin:,} B: use patch-based inference for the memory-heavy first "
+                              f"stage, a smaller input resolution or width multiplier, or a board with more SRAM")
+            else:
+                advice.append(f"flash over by {-f.margin:,} B: prune or shrink the model, or a board with more flash")
+    return fits, advice
