@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from tinyc import __version__
-from tinyc.errors import BadInput, TinycError
+from tinyc.errors import BadInput, CheckFailed, TinycError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,31 +29,35 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _cmd_compile(args: argparse.Namespace) -> int:
     from tinyc.compiler import Options, compile_model
+    from tinyc.report.report import build_report
+    from tinyc.report.text import render_text
+    from tinyc.target.boards import get_board
 
     out = Path(args.output)
+    board = get_board(args.board, [Path(d) for d in args.boards_dir])
     t0 = time.perf_counter()
-    compiled = compile_model(args.model, Options(prefix=args.name, alignment=args.align))
+    compiled = compile_model(args.model, Options(prefix=args.name, alignment=args.align or board.alignment))
     files = compiled.files()
-    if out.exists() and not args.force:
-        clash = [f for f in list(files) + ["runtime"] if (out / f).exists()]
-        if clash:
-            raise BadInput(f"{out}: would overwrite {', '.join(clash[:4])}; use --force to replace them")
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"{out} exists and is not a folder")
+    if out.exists() and not args.force and any(out.iterdir()):
+        clash = [f for f in list(files) + ["runtime", "Makefile", "main.c"] if (out / f).exists()]
+        raise BadInput(f"{out}/ is not empty (would overwrite {', '.join(clash[:4]) or 'its contents'}); "
+                       f"use --force to replace the generated files")
     written = compiled.write(out)
-    board_name = getattr(args, "board", "host") or "host"
-    if board_name != "host":
-        try:
-            from tinyc.target.boards import get_board
-            from tinyc.target.project import write_firmware_project
+    if board.cpu != "host":
+        from tinyc.target.project import write_firmware_project
 
-            board = get_board(board_name, [Path(d) for d in args.boards_dir])
-            write_firmware_project(out, board, [p.name for p in written if p.suffix == ".c"], name=compiled.program.name)
-        except ImportError as e:  # the board support is optional at this stage
-            raise BadInput(f"board support is not available: {e}") from e
+        write_firmware_project(out, board, [p.name for p in written if p.suffix == ".c" and p.parent == out],
+                               name=compiled.program.name)
     dt = time.perf_counter() - t0
-    print(f"tinyc: compiled {compiled.model_file} ({len(compiled.graph.ops)} layers, "
+    print(f"tinyc: compiled {compiled.model_file} for {board.name} ({len(compiled.graph.ops)} layers, "
           f"{sum(compiled.macs):,} MACs) in {dt:.2f} s -> {out}/")
-    print(f"  arena {compiled.plan.arena_bytes:,} B (lower bound {compiled.plan.lower_bound_bytes:,} B, "
-          f"planner {compiled.plan.strategy}), weights {compiled.program.weight_bytes:,} B")
+    rep = build_report(compiled, board)
+    print(render_text(rep, max_layers=None if args.verbose else 40))
+    if args.strict and rep.fits is False:
+        raise CheckFailed(f"{compiled.model_file} does not fit {board.name}: "
+                          + "; ".join(rep.advice))
     return 0
 
 
@@ -110,10 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compile", help="compile a model into a C project")
     c.add_argument("model")
-    c.add_argument("--board", default="host", help="target board (default: host); see `tinyc boards`")
+    c.add_argument("--board", default="stm32f746g_disco", help="target board (default: stm32f746g_disco; "
+                   "`host` for a plain C library); see `tinyc boards`")
     c.add_argument("-o", "--output", default="out", help="output folder (default: out/)")
     c.add_argument("--name", default="tinyc", help="C symbol prefix, so several models can share a firmware")
-    c.add_argument("--align", type=int, default=4, help="arena buffer alignment in bytes (default 4)")
+    c.add_argument("--align", type=int, default=0, help="arena buffer alignment in bytes (default: the board's)")
+    c.add_argument("--strict", action="store_true", help="exit 1 when the model does not fit the board")
+    c.add_argument("-v", "--verbose", action="store_true", help="print every layer of the report")
     c.add_argument("--boards-dir", action="append", default=[], help="extra folder of board .toml files")
     c.add_argument("--force", action="store_true", help="overwrite existing files in the output folder")
     _add_common(c)

@@ -16,20 +16,26 @@ _COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CO
 def validate(g: Graph) -> None:
     """Raise BadInput/UnsupportedError naming the op, its index and what is supported."""
     _reject_float_model(g)
+    unknown: dict[str, list[int]] = {}
+    for op in g.ops:
+        if lookup(op.kind) is None:
+            unknown.setdefault(op.kind, []).append(op.index)
+    if unknown:
+        kind, idx = next(iter(unknown.items()))
+        others = [f"{k} ({len(v)}x)" for k, v in list(unknown.items())[1:]]
+        raise UnsupportedError(
+            f"op #{idx[0]} {kind} is not supported ({len(idx)} {kind} op(s) in the model"
+            + (f"; also unsupported: {', '.join(others)}" if others else "")
+            + f"). Supported ops: {', '.join(supported())}")
     problems: list[str] = []
     for op in g.ops:
-        mod = lookup(op.kind)
-        if mod is None:
-            problems.append(f"op #{op.index} {op.kind} is not supported "
-                            f"(supported: {', '.join(supported())})")
-            continue
         try:
-            mod.check(op, g)
+            lookup(op.kind).check(op, g)  # type: ignore[union-attr]
         except UnsupportedError as e:
             problems.append(str(e))
     if problems:
-        more = f" (and {len(problems) - 1} more problem(s): {'; '.join(problems[1:4])}" \
-               f"{' ...' if len(problems) > 4 else ''})" if len(problems) > 1 else ""
+        more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:3])}" \
+               f"{' ...' if len(problems) > 3 else ''})" if len(problems) > 1 else ""
         raise UnsupportedError(problems[0] + more)
 
 
