@@ -1,13 +1,16 @@
-"""Placement strategies, registered by name (ExecuTorch's register_algo): each maps buffers to
-offsets; `plan.py` runs them all, verifies each result and keeps the smallest arena."""
+"""Placement strategies, registered by name (ExecuTorch's register_algo).
+
+Each maps items (a buffer, or buffers merged by an overlap with fixed relative offsets) to
+base offsets; `plan.py` runs them all, verifies each result and keeps the smallest arena.
+"""
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from tinyc.memory.lifetimes import Buffer
+from tinyc.memory.overlap import Item
 
-Allocator = Callable[[Sequence[Buffer], int], dict[str, int]]
+Allocator = Callable[[Sequence[Item], int], dict[str, int]]
 _ALGOS: dict[str, Allocator] = {}
 
 
@@ -24,42 +27,58 @@ def allocators() -> dict[str, Allocator]:
 
 
 def _align(v: int, a: int) -> int:
-    return (v + a - 1) // a * a
+    return -((-v) // a) * a
 
 
-def place_in_order(order: Sequence[Buffer], align: int) -> dict[str, int]:
-    """Put each buffer at the lowest aligned offset where it overlaps no placed buffer that is
-    live at the same time (TFLM's greedy planner, with the order left to the caller)."""
-    placed: list[tuple[Buffer, int]] = []
+def place_in_order(order: Sequence[Item], align: int) -> dict[str, int]:
+    """Put each item at the lowest aligned base where none of its members overlaps a placed
+    buffer live at the same time (TFLM's greedy planner, the order left to the caller).
+    Returns the offset of every buffer."""
+    placed: list[tuple[int, int, int, int]] = []  # (first, last, offset, size) of placed buffers
     offsets: dict[str, int] = {}
-    for b in order:
-        conflicts = sorted((off, off + p.size) for p, off in placed if p.overlaps_in_time(b))
+    for item in order:
+        forbidden: list[tuple[int, int]] = []  # base c is forbidden when lo < c < hi
+        for b, r in item.members:
+            for first, last, off, size in placed:
+                if first <= b.last and b.first <= last and size and b.size:
+                    forbidden.append((off - r - b.size, off + size - r))
+        forbidden.sort()
         cand = 0
-        for lo, hi in conflicts:
-            if cand + b.size <= lo:
-                break
-            cand = max(cand, _align(hi, align))
-        offsets[b.name] = cand
-        placed.append((b, cand))
+        moved = True
+        while moved:
+            moved = False
+            for lo, hi in forbidden:
+                if lo < cand < hi:
+                    cand = _align(hi, align)
+                    moved = True
+        for b, r in item.members:
+            offsets[b.name] = cand + r
+            placed.append((b.first, b.last, cand + r, b.size))
     return offsets
 
 
 @register_allocator("greedy_by_size")
-def greedy_by_size(bufs: Sequence[Buffer], align: int) -> dict[str, int]:
+def greedy_by_size(items: Sequence[Item], align: int) -> dict[str, int]:
     """Largest first (TFLM GreedyMemoryPlanner): big buffers claim low addresses early."""
-    return place_in_order(sorted(bufs, key=lambda b: (-b.size, b.first, b.name)), align)
+    return place_in_order(sorted(items, key=lambda it: (-it.size, it.first, it.name)), align)
 
 
 @register_allocator("greedy_by_conflicts")
-def greedy_by_conflicts(bufs: Sequence[Buffer], align: int) -> dict[str, int]:
-    """Buffers that overlap the most bytes of others go first: they constrain the layout most."""
-    def pressure(b: Buffer) -> int:
-        return sum(o.size for o in bufs if o is not b and o.overlaps_in_time(b))
+def greedy_by_conflicts(items: Sequence[Item], align: int) -> dict[str, int]:
+    """Items that overlap the most bytes of others in time go first: they constrain the layout most."""
+    def pressure(it: Item) -> int:
+        return sum(o.size for o in items if o is not it and o.first <= it.last and it.first <= o.last)
 
-    return place_in_order(sorted(bufs, key=lambda b: (-(pressure(b) + b.size), -b.size, b.name)), align)
+    return place_in_order(sorted(items, key=lambda it: (-(pressure(it) + it.size), -it.size, it.name)), align)
 
 
 @register_allocator("by_first_use")
-def by_first_use(bufs: Sequence[Buffer], align: int) -> dict[str, int]:
-    """Lifetime-ordered best fit: in schedule order, longest-lived first among equals."""
-    return place_in_order(sorted(bufs, key=lambda b: (b.first, -(b.last - b.first), -b.size, b.name)), align)
+def by_first_use(items: Sequence[Item], align: int) -> dict[str, int]:
+    """Lifetime-ordered best fit: in schedule order, the longest-lived first among equals."""
+    return place_in_order(sorted(items, key=lambda it: (it.first, -(it.last - it.first), -it.size, it.name)), align)
+
+
+@register_allocator("by_lifetime")
+def by_lifetime(items: Sequence[Item], align: int) -> dict[str, int]:
+    """Longest-lived first: long-lived tensors (skips, model I/O) sit at the bottom, out of the way."""
+    return place_in_order(sorted(items, key=lambda it: (-(it.last - it.first), -it.size, it.name)), align)

@@ -1,13 +1,16 @@
-"""Build the MemoryPlan: run every registered allocator, verify each, keep the smallest."""
+"""Build the MemoryPlan: overlaps from the op modules, every registered allocator, the verifier
+on each result, and the smallest arena kept, with its distance to the lower bound."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from tinyc.errors import BadInput
 from tinyc.ir import Graph
 from tinyc.memory.allocators import allocators
-from tinyc.memory.lifetimes import Buffer, buffers, live_bytes_per_step
+from tinyc.memory.lifetimes import Buffer, buffers
+from tinyc.memory.overlap import Overlap, find_overlaps, live_bytes_with_overlaps
 from tinyc.memory.verify import verify
 from tinyc.ops.base import KernelCall
 
@@ -23,6 +26,8 @@ class MemoryPlan:
     live_per_step: tuple[int, ...]
     strategy: str
     alignment: int
+    overlaps: tuple[Overlap, ...] = ()
+    candidates: Mapping[str, int] | None = None  # arena bytes of every strategy tried
 
     def offset(self, g: Graph, tensor: str) -> int:
         return self.offsets[g.storage(tensor)]
@@ -32,23 +37,35 @@ class MemoryPlan:
         return self.arena_bytes / self.lower_bound_bytes - 1.0 if self.lower_bound_bytes else 0.0
 
 
-def plan_memory(g: Graph, calls: Sequence[KernelCall], alignment: int = 4,
-                strategy: str | None = None) -> MemoryPlan:
+def plan_memory(g: Graph, calls: Sequence[KernelCall], alignment: int = 4, strategy: str | None = None,
+                overlap: bool = True) -> MemoryPlan:
+    algos = allocators()
+    if strategy is not None and strategy not in algos:
+        raise BadInput(f"unknown planner strategy {strategy!r} (known: {', '.join(sorted(algos))})")
     bufs = buffers(g, calls)
-    live = live_bytes_per_step(bufs, len(g.ops), alignment)
+    if overlap:
+        items, overlaps = find_overlaps(g, bufs, alignment)
+    else:
+        from tinyc.memory.overlap import Item
+
+        items, overlaps = [Item(((b, 0),)) for b in bufs], []
+    live = live_bytes_with_overlaps(bufs, overlaps, items, len(g.ops), alignment)
     lower = max(live) if live else 0
     best: tuple[int, str, dict[str, int]] | None = None
-    for name, algo in allocators().items():
+    tried: dict[str, int] = {}
+    for name, algo in algos.items():
         if strategy is not None and name != strategy:
             continue
-        offs = algo(bufs, alignment)
-        verify(bufs, offs, alignment)
+        offs = algo(items, alignment)
+        verify(bufs, offs, alignment, overlaps)
         size = max((offs[b.name] + b.size for b in bufs), default=0)
         size = (size + alignment - 1) // alignment * alignment
+        tried[name] = size
         if best is None or size < best[0]:
             best = (size, name, offs)
         if size <= lower:
             break
-    assert best is not None, f"unknown allocator {strategy}"
+    assert best is not None
     return MemoryPlan(buffers=tuple(bufs), offsets=best[2], arena_bytes=best[0], lower_bound_bytes=lower,
-                      live_per_step=tuple(live), strategy=best[1], alignment=alignment)
+                      live_per_step=tuple(live), strategy=best[1], alignment=alignment, overlaps=tuple(overlaps),
+                      candidates=tried)

@@ -52,6 +52,50 @@ class KernelCall:
     comment: str = ""
 
 
+@dataclass(frozen=True)
+class OverlapSpec:
+    """How an op's output may overlap one of its inputs (in-place / overlapped buffers).
+
+    The kernel writes its output in `units` of `unit_bytes` in ascending address order.
+    `safe_limit[p]` is the lowest input byte offset the kernel may still read once it starts
+    writing unit p. The output may then start `D` bytes below the input with
+    D >= max_p((p + 1) * unit_bytes - safe_limit[p]); D may be negative (output above input).
+    Only valid when the module's kernel really has that write order: the op module is the one
+    that knows, so only it may return a spec.
+    """
+
+    input_index: int
+    unit_bytes: int
+    safe_limit: np.ndarray
+
+    def min_distance(self) -> int:
+        p = np.arange(len(self.safe_limit), dtype=np.int64)
+        return int(np.max((p + 1) * self.unit_bytes - self.safe_limit.astype(np.int64)))
+
+
+def elementwise_overlap(in_bytes_per_elem: int, out_bytes_per_elem: int, n: int, input_index: int = 0) -> OverlapSpec:
+    """Element i is read before element i is written, and later reads are of later elements."""
+    return OverlapSpec(input_index, out_bytes_per_elem, (np.arange(n, dtype=np.int64) + 1) * in_bytes_per_elem)
+
+
+def window_overlap(in_shape: tuple[int, ...], out_shape: tuple[int, ...], stride: tuple[int, int],
+                   pad_top: int, pad_left: int, elem_bytes: int = 1, input_index: int = 0) -> OverlapSpec:
+    """For NHWC window kernels (conv, depthwise, pooling) that produce output pixels in row-major
+    order, every channel of a pixel before the next pixel. While writing pixel p the kernel still
+    reads windows of pixels >= p, whose lowest byte is their top-left tap (clipped to the image)."""
+    _, ih, iw, ic = (1,) * (4 - len(in_shape)) + tuple(in_shape)
+    n, oh, ow, oc = (1,) * (4 - len(out_shape)) + tuple(out_shape)
+    oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
+    row = np.clip(oy * stride[0] - pad_top, 0, ih - 1)
+    col = np.clip(ox * stride[1] - pad_left, 0, iw - 1)
+    # A window whose first rows/cols are padding starts at its first real tap; bounded by clip.
+    first = ((row * iw + col) * ic * elem_bytes).ravel().astype(np.int64)
+    first = np.minimum.accumulate(first[::-1])[::-1]
+    per_image = ih * iw * ic * elem_bytes
+    limits = np.concatenate([first + b * per_image for b in range(n)]) if n > 1 else first
+    return OverlapSpec(input_index, oc * elem_bytes, limits)
+
+
 class OpSupport:
     """Base for op family modules. Subclasses override what applies to them."""
 
@@ -75,6 +119,10 @@ class OpSupport:
 
     def view_of(self, op: Op, g: Graph) -> str | None:
         """The input whose bytes the output is, unchanged (RESHAPE): the op becomes an alias."""
+        return None
+
+    def overlap(self, op: Op, g: Graph) -> OverlapSpec | None:
+        """How the output may overlap a dying input (see OverlapSpec); None: never."""
         return None
 
     def absorbs_pad(self, op: Op, g: Graph) -> bool:
