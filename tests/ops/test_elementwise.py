@@ -102,7 +102,34 @@ CASES: dict[str, Callable[[], Case]] = {
                                                     Q(0.5, 3), Q(0.4, -4), Q(0.01, 1), seed=18),
     "mul_broadcast_const_row": lambda: _case("MUL", (2, 3, 4, 6), (4, 6), (2, 3, 4, 6), B, A, O, seed=19,
                                              const2=True),
+    # The hard-sigmoid of mcunetv2's squeeze-excite blocks: scalar constants on a [1,1,1,C] vector.
+    "add_hard_sigmoid_scalar_const_relu6": lambda: _case("ADD", (1, 1, 1, 240), (1,), (1, 1, 1, 240),
+                                                         Q(0.04, 9), Q(0.0235, -128), Q(0.0235, -128), "RELU6",
+                                                         20, const2=True),
+    "mul_hard_sigmoid_scalar_const": lambda: _case("MUL", (1, 1, 1, 240), (1,), (1, 1, 1, 240),
+                                                   Q(0.0235, -128), Q(0.00065, -128), Q(1 / 256, -128), seed=21,
+                                                   const2=True),
 }
+
+
+def _random_case(kind: str, seed: int) -> Case:
+    """Log-uniform scales over three decades, zero points anywhere, any fused activation."""
+    rng = np.random.default_rng(1000 + seed)
+
+    def q() -> Q:
+        return Q(float(10 ** rng.uniform(-3, 0)), int(rng.integers(-128, 128)))
+
+    shape = tuple(int(d) for d in rng.integers(1, 6, size=int(rng.integers(1, 5))))
+    other = tuple(d if rng.random() < 0.5 else 1 for d in shape)[int(rng.integers(0, len(shape))):]
+    s1, s2 = (shape, other) if rng.random() < 0.5 else (other, shape)
+    act = str(rng.choice(["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]))
+    return _case(kind, s1, s2, shape, q(), q(), q(), act, seed=2000 + seed)
+
+
+for _i in range(4):
+    for _kind in ("ADD", "SUB", "MUL"):
+        CASES[f"{_kind.lower()}_random_scales_shapes_activation_{_i}"] = \
+            (lambda k=_kind, i=_i: _random_case(k, i))
 
 
 @pytest.fixture(scope="module")
