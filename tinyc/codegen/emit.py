@@ -199,11 +199,17 @@ def _describe_step(g: Graph, op, macs: int, call: KernelCall) -> str:
     return f"{op.kind} {ins} -> {outs}, {macs:,} MACs{extra}".replace("*/", "* /")
 
 
+def model_basename(prefix: str) -> str:
+    """`model` for the default prefix, `<prefix>_model` otherwise, so two models can share a folder."""
+    return "model" if prefix == "tinyc" else f"{prefix}_model"
+
+
 def render(prog: CProgram) -> dict[str, str]:
     """File name -> contents of the model sources."""
+    base = model_basename(prog.prefix)
     return {
-        f"{prog.name}.h": _ENV.get_template("model.h.j2").render(p=prog),
-        f"{prog.name}.c": _ENV.get_template("model.c.j2").render(p=prog),
+        f"{base}.h": _ENV.get_template("model.h.j2").render(p=prog, header=f"{base}.h"),
+        f"{base}.c": _ENV.get_template("model.c.j2").render(p=prog, header=f"{base}.h"),
     }
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tinyc.codegen.emit import model_basename
 from tinyc.compiler import Compiled
 
 
@@ -135,7 +136,7 @@ def cross_compile_sizes(c: Compiled, cpu: str, fpu: str | None, float_abi: str |
                  "-fstack-usage", "-Iruntime/include", "-I."]
         if fpu and fpu != "none":
             flags += [f"-mfpu={fpu}", f"-mfloat-abi={float_abi or 'hard'}"]
-        srcs = [f"{c.program.name}.c"] + [f"runtime/src/{s}" for s in c.program.sources]
+        srcs = [f"{model_basename(c.program.name)}.c"] + [f"runtime/src/{s}" for s in c.program.sources]
         r = subprocess.run(["arm-none-eabi-gcc", *flags, "-c", *srcs], cwd=d, capture_output=True, text=True)
         if r.returncode != 0:
             return None

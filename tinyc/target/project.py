@@ -19,6 +19,7 @@ from pathlib import Path
 
 import jinja2
 
+from tinyc.codegen.emit import model_basename
 from tinyc.errors import BadInput
 from tinyc.target import protocol
 from tinyc.target.boards import Board, emulation_board
@@ -115,8 +116,9 @@ def write_firmware_project(out_dir: Path, board: Board, model_sources: list[str]
     out_dir = Path(out_dir)
     if board.is_host:
         raise BadInput("board 'host' has no firmware project: use `tinyc run` for the host")
-    if not (out_dir / "model.h").exists():
-        raise BadInput(f"{out_dir}: no model.h (run `tinyc compile` first)")
+    header = model_basename(name) + ".h"
+    if not (out_dir / header).exists():
+        raise BadInput(f"{out_dir}: no {header} (run `tinyc compile` first)")
     if board.uart.driver not in _UART_SOURCES:
         raise BadInput(f"{board.source}: unknown uart driver {board.uart.driver!r} "
                        f"(known: {', '.join(sorted(_UART_SOURCES))})")
@@ -130,7 +132,7 @@ def write_firmware_project(out_dir: Path, board: Board, model_sources: list[str]
     arena = _region_of(runs, board.arena_region)
     data = _region_of(runs, board.data_region or board.arena_region)
     defsyms = [f"-Wl,--defsym={r.sym}=0x{r.emu_origin:08X}" for r in runs if r.emu_origin is not None]
-    ctx = dict(board=board, emu=emu, name=name, NAME=name.upper(), runs=runs, flash=flash.name,
+    ctx = dict(board=board, emu=emu, name=name, header=header, NAME=name.upper(), runs=runs, flash=flash.name,
                arena=arena.name, data=data.name, arena_align=max(16, board.alignment),
                model_sources=list(model_sources), board_uart=_UART_SOURCES[board.uart.driver],
                emu_defsyms=defsyms, consts=protocol.c_constants(), pins=_pins(board) if board.uart.pins else [])

@@ -1,0 +1,42 @@
+"""`tinyc validate MODEL --board B [--emulate] [--port P] [--data PATH] [-n N] [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tinyc.errors import CheckFailed
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from tinyc.frontend.tflite_reader import read_tflite
+    from tinyc.target.boards import get_board
+    from tinyc.validate.datasets import load_dataset
+    from tinyc.validate.runner import validate
+
+    board = get_board(args.board, [Path(d) for d in args.boards_dir])
+    g = read_tflite(args.model)
+    data = load_dataset(args.data, g.t(g.inputs[0]), args.n)
+    res = validate(args.model, board, data, emulate=args.emulate, port=args.port, jobs=args.jobs,
+                   serial=args.serial, out=Path(args.output) if args.output else None, quiet=args.json)
+    print(json.dumps(res.to_json(), indent=2) if args.json else res.text())
+    if not res.bit_exact:
+        raise CheckFailed(f"{res.mismatches} of {res.inputs} inputs differ from TFLM")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    v = sub.add_parser("validate", help="run a model on a board (or its emulation) against TFLM on real data")
+    v.add_argument("model")
+    v.add_argument("--board", default="stm32f746g_disco")
+    v.add_argument("--boards-dir", action="append", default=[])
+    v.add_argument("--emulate", action="store_true", help="run the board's build under QEMU (same CPU, same limits)")
+    v.add_argument("--port", help="serial port of a real board (/dev/ttyACM0, socket://..., rfc2217://...)")
+    v.add_argument("--data", help="folder of images + labels.csv, Wake Vision .parquet, .npy, or 'random'")
+    v.add_argument("-n", type=int, default=None, help="use at most N inputs")
+    v.add_argument("--jobs", type=int, default=1, help="QEMU instances in parallel (emulated boards)")
+    v.add_argument("--serial", action="store_true", help="emulated boards: send inputs over the UART, as real boards")
+    v.add_argument("-o", "--output", help="keep the firmware project in this folder")
+    v.add_argument("--json", action="store_true", help="print one JSON document")
+    v.set_defaults(func=_cmd_validate)

@@ -1,0 +1,131 @@
+"""Validation data: a folder of images + labels CSV (Wake Vision layout), Wake Vision parquet
+shards, .npy arrays, or random inputs; each becomes model inputs with labels when known."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tinyc.errors import BadInput
+from tinyc.ir import Tensor
+from tinyc.validate.preprocess import encode_pixels, image_hw_channels, load_image
+
+_IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+# Wake Vision's fine-grained benchmark columns: accuracy is reported per slice when present.
+_NON_SLICE = {"image", "person", "filename", "clean_label", "original_label", "wake_vision_filename"}
+
+
+@dataclass
+class Dataset:
+    inputs: np.ndarray  # (N, *input_shape)
+    labels: np.ndarray | None = None  # (N,) int class index, or None
+    names: list[str] = field(default_factory=list)
+    slices: dict[str, np.ndarray] = field(default_factory=dict)  # slice name -> bool mask (N,)
+    source: str = ""
+
+
+def _label_from_row(row: dict[str, str]) -> int | None:
+    for key in ("person", "clean_label", "label"):
+        if key in row and row[key] not in ("", None):
+            v = int(float(row[key]))
+            return v if v >= 0 else None  # Wake Vision: -1 exclude, -2 depiction
+    return None
+
+
+def _from_folder(d: Path, t: Tensor, n: int | None) -> Dataset:
+    csvs = [d / "labels.csv"] if (d / "labels.csv").is_file() else sorted(d.glob("*.csv"))
+    labels: dict[str, int | None] = {}
+    if csvs:
+        with open(csvs[0], newline="") as f:
+            for row in csv.DictReader(f):
+                if "filename" not in row:
+                    raise BadInput(f"{csvs[0]}: needs a 'filename' column (Wake Vision layout)")
+                labels[row["filename"]] = _label_from_row(row)
+    files = sorted(p for p in d.iterdir() if p.suffix.lower() in _IMAGE_EXT)
+    if labels:
+        files = [p for p in files if p.name in labels and labels[p.name] is not None]
+    if not files:
+        raise BadInput(f"{d}: no labelled images found")
+    files = files[:n] if n else files
+    xs = np.stack([load_image(p, t) for p in files])
+    ys = np.array([labels[p.name] for p in files], dtype=np.int64) if labels else None
+    return Dataset(inputs=xs, labels=ys, names=[p.name for p in files], source=str(d))
+
+
+def _from_parquet(p: Path, t: Tensor, n: int | None) -> Dataset:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as e:
+        raise BadInput("reading parquet needs pyarrow (pip install pyarrow)") from e
+    from PIL import Image
+
+    table = pq.read_table(p)
+    if "image" not in table.column_names:
+        raise BadInput(f"{p}: no 'image' column (expected a Wake Vision parquet shard)")
+    rows = table.num_rows if not n else min(n, table.num_rows)
+    h, w, c = image_hw_channels(t)
+    xs, ys, keep = [], [], []
+    images = table.column("image").to_pylist()
+    labels = table.column("person").to_pylist() if "person" in table.column_names else None
+    for i in range(table.num_rows):
+        if len(xs) >= rows:
+            break
+        img = images[i]
+        raw = img.get("bytes") if isinstance(img, dict) else img
+        pil = Image.open(io.BytesIO(raw)).convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+        xs.append(encode_pixels(np.asarray(pil, dtype=np.uint8).reshape(h, w, c), t))
+        ys.append(int(labels[i]) if labels is not None else -1)
+        keep.append(i)
+    slices = {}
+    for col in table.column_names:
+        if col in _NON_SLICE:
+            continue
+        vals = table.column(col).to_pylist()
+        try:
+            mask = np.array([bool(int(vals[i])) if vals[i] is not None else False for i in keep])
+        except (TypeError, ValueError):
+            continue
+        if mask.any():
+            slices[col] = mask
+    return Dataset(inputs=np.stack(xs), labels=np.array(ys) if labels is not None else None,
+                   names=[f"row{i}" for i in keep], slices=slices, source=str(p))
+
+
+def _from_npy(p: Path, t: Tensor, n: int | None) -> Dataset:
+    x = np.load(p, allow_pickle=False)
+    if x.dtype != np.dtype(t.dtype):
+        raise BadInput(f"{p}: holds {x.dtype}, the model input is {t.dtype}")
+    if x.size % t.size:
+        raise BadInput(f"{p}: shape {list(x.shape)} is not a batch of {list(t.shape)}")
+    x = x.reshape((-1, *t.shape))
+    return Dataset(inputs=x[:n] if n else x, source=str(p))
+
+
+def random_dataset(t: Tensor, n: int, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    if t.dtype == "float32":
+        x = rng.uniform(-1, 1, size=(n, *t.shape)).astype(np.float32)
+    else:
+        info = np.iinfo(np.dtype(t.dtype))
+        x = rng.integers(info.min, info.max, size=(n, *t.shape), endpoint=True).astype(t.dtype)
+    return Dataset(inputs=x, source=f"random (seed {seed})")
+
+
+def load_dataset(spec: str | None, t: Tensor, n: int | None = None) -> Dataset:
+    """spec: a folder, a .parquet, a .npy, or None / "random" for random inputs (n of them, default 16)."""
+    if spec in (None, "random"):
+        return random_dataset(t, n or 16)
+    p = Path(spec)
+    if p.is_dir():
+        return _from_folder(p, t, n)
+    if not p.is_file():
+        raise BadInput(f"{p}: no such data folder or file")
+    if p.suffix == ".parquet":
+        return _from_parquet(p, t, n)
+    if p.suffix == ".npy":
+        return _from_npy(p, t, n)
+    raise BadInput(f"{p}: unknown data format (give a folder of images with labels.csv, a .parquet or a .npy)")
