@@ -1,0 +1,291 @@
+"""tinyc.memory: lifetimes, registered allocators, the verifier and plan_memory.
+
+Planner tests are tables (TFLM's greedy_memory_planner_test.cc): hand-sized buffers
+`(size, first, last)` with the expected arena of every registered allocator, and every
+result checked by `no_overlap_oracle` below, which is written here and shares no code with
+tinyc.memory.verify. One real-model case plans person_detect.tflite.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.support.paths import MODELS
+from tests.support.tflite_builder import ModelBuilder
+from tinyc.errors import BadInput, InternalError
+from tinyc.frontend.tflite_reader import read_tflite
+from tinyc.ir import Graph
+from tinyc.memory.allocators import allocators
+from tinyc.memory.lifetimes import Buffer, buffers, live_bytes_per_step
+from tinyc.memory.overlap import Item, Overlap
+from tinyc.memory.plan import plan_memory
+from tinyc.memory.verify import verify
+from tinyc.ops.base import Arg, KernelCall
+from tinyc.ops.registry import lookup
+from tinyc.passes.manager import run_passes
+
+PERSON = MODELS / "tflm" / "person_detect.tflite"
+TFLM_PERSON_ARENA = 55_296  # DESIGN.md: TFLM's recording allocator on person_detect
+
+
+# ------------------------------------------------------------------ the oracle
+
+
+def no_overlap_oracle(bufs: Sequence[Buffer], offsets: Mapping[str, int], align: int,
+                      allowed: Sequence[tuple[str, str]] = ()) -> None:
+    """Every buffer has an aligned, non-negative offset, and no two buffers live at a common
+    step (first..last inclusive) share a byte, except the `allowed` pairs (proven overlaps)."""
+    ok = {frozenset(p) for p in allowed}
+    assert set(offsets) >= {b.name for b in bufs}
+    for b in bufs:
+        assert offsets[b.name] >= 0 and offsets[b.name] % align == 0, (b, offsets[b.name])
+    for i, a in enumerate(bufs):
+        for b in bufs[i + 1:]:
+            if a.size == 0 or b.size == 0 or frozenset((a.name, b.name)) in ok:
+                continue
+            same_time = max(a.first, b.first) <= min(a.last, b.last)
+            oa, ob = offsets[a.name], offsets[b.name]
+            same_bytes = oa < ob + b.size and ob < oa + a.size
+            assert not (same_time and same_bytes), f"{a} at {oa} overlaps {b} at {ob}"
+
+
+def extent(bufs: Sequence[Buffer], offsets: Mapping[str, int]) -> int:
+    return max((offsets[b.name] + b.size for b in bufs), default=0)
+
+
+def max_live(bufs: Sequence[Buffer], align: int) -> int:
+    """Independent lower bound: the most (aligned) bytes live at any one step."""
+    steps = max((b.last for b in bufs), default=0) + 1
+    live = [0] * steps
+    for b in bufs:
+        for s in range(b.first, b.last + 1):
+            live[s] += -(-b.size // align) * align
+    return max(live, default=0)
+
+
+def _bufs(table: Sequence[tuple[int, int, int]]) -> list[Buffer]:
+    return [Buffer(f"b{i}", size, first, last) for i, (size, first, last) in enumerate(table)]
+
+
+def _items(bufs: Sequence[Buffer]) -> list[Item]:
+    return [Item(((b, 0),)) for b in bufs]
+
+
+# ------------------------------------------------------------------ tables
+
+# TFLM greedy_memory_planner_test.cc: TestGreedyBasics, TestGreedyMedium, TestOverlapCase.
+BASICS = [(10, 0, 1), (20, 2, 3)]
+MEDIUM = [(10, 0, 1), (20, 1, 2), (30, 2, 3), (40, 3, 4), (50, 0, 1)]
+OVERLAP = [(100, 0, 1), (50, 2, 3), (20, 1, 2)]
+# A long-lived small buffer under a chain of big ones: size-first ordering wins here.
+FRAGMENT = [(64, 0, 2), (32, 1, 1), (64, 2, 4), (96, 3, 3), (16, 0, 4)]
+# TestPersonDetectionModel: the 250 KB MobileNet's buffer sizes and lifetimes.
+PERSON_TFLM = ([(9216, 0, 29), (3, 28, 29), (256, 27, 28), (2304, 26, 27), (2304, 25, 26), (2304, 24, 25),
+                (1152, 23, 24)] + [(4608, s, s + 1) for s in range(22, 11, -1)]
+               + [(2304, 11, 12), (9216, 10, 11), (9216, 9, 10), (9216, 8, 9), (4608, 7, 8), (18432, 6, 7),
+                  (18432, 5, 6), (18432, 4, 5), (9216, 3, 4), (36864, 2, 3), (18432, 1, 2), (18432, 0, 1)])
+
+GS, GC, FU, LT = "greedy_by_size", "greedy_by_conflicts", "by_first_use", "by_lifetime"
+
+# (name, buffers, alignment, lower bound, {allocator: extent of its placement})
+TABLE = [
+    ("basics", BASICS, 1, 20, {GS: 20, GC: 20, FU: 20, LT: 20}),
+    ("medium", MEDIUM, 1, 80, {GS: 90, GC: 90, FU: 80, LT: 90}),  # TFLM's greedy: 90
+    ("medium_align4", MEDIUM, 4, 84, {GS: 92, GC: 92, FU: 84, LT: 92}),
+    ("overlap", OVERLAP, 1, 120, {GS: 120, GC: 120, FU: 120, LT: 120}),
+    ("overlap_align16", OVERLAP, 16, 144, {GS: 132, GC: 132, FU: 132, LT: 132}),
+    ("fragment", FRAGMENT, 4, 176, {GS: 176, GC: 176, FU: 240, LT: 240}),
+    ("person_tflm", PERSON_TFLM, 16, 64512, {GS: 64512, GC: 64512, FU: 82944, LT: 64512}),
+]
+
+
+@pytest.mark.parametrize("name, table, align, lower, want", TABLE, ids=[t[0] for t in TABLE])
+def test_allocator_table(name: str, table: list, align: int, lower: int, want: dict[str, int]) -> None:
+    bufs = _bufs(table)
+    assert max_live(bufs, align) == lower
+    assert max(live_bytes_per_step(bufs, max(b.last for b in bufs), align)) == lower
+    for algo_name, algo in allocators().items():
+        offs = algo(_items(bufs), align)
+        no_overlap_oracle(bufs, offs, align)
+        verify(bufs, offs, align)  # the verifier agrees with the oracle
+        size = extent(bufs, offs)
+        assert -(-size // align) * align >= lower, algo_name
+        if algo_name in want:
+            assert size == want[algo_name], f"{name}: {algo_name} gave {size}, table says {want[algo_name]}"
+
+
+def test_table_covers_every_registered_allocator() -> None:
+    assert set(allocators()) == {GS, GC, FU, LT}, "new allocator: add its column to TABLE"
+
+
+def test_greedy_by_size_reproduces_tflm_offsets() -> None:
+    """TestGreedyMedium's exact offsets: TFLM's largest-first greedy planner."""
+    bufs = _bufs(MEDIUM)
+    offs = allocators()[GS](_items(bufs), 1)
+    assert [offs[b.name] for b in bufs] == [50, 70, 40, 0, 0]
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> list[Buffer]:
+    n = draw(st.integers(1, 12))
+    out = []
+    for i in range(n):
+        first = draw(st.integers(0, 10))
+        last = draw(st.integers(first, 12))
+        out.append(Buffer(f"b{i}", draw(st.sampled_from([0, 1, 3, 7, 16, 33, 64, 100, 255])), first, last))
+    return out
+
+
+@settings(derandomize=True, max_examples=40, deadline=None, database=None)
+@given(tables(), st.sampled_from([1, 4, 8, 16]))
+def test_every_allocator_is_sound_on_random_tables(bufs: list[Buffer], align: int) -> None:
+    lower = max_live(bufs, align)
+    for algo_name, algo in allocators().items():
+        offs = algo(_items(bufs), align)
+        no_overlap_oracle(bufs, offs, align)
+        assert -(-extent(bufs, offs) // align) * align >= lower, algo_name
+
+
+# ------------------------------------------------------------------ the verifier
+
+
+def test_verifier_rejects_overlapping_placement() -> None:
+    bufs = _bufs([(16, 0, 1), (16, 1, 2)])  # both live at step 1
+    with pytest.raises(InternalError, match="overlap"):
+        verify(bufs, {"b0": 0, "b1": 8}, 4)
+    with pytest.raises(InternalError, match="overlap"):
+        verify(bufs, {"b0": 0, "b1": 0}, 4)
+
+
+def test_verifier_accepts_adjacent_and_time_disjoint() -> None:
+    verify(_bufs([(16, 0, 1), (16, 1, 2)]), {"b0": 0, "b1": 16}, 4)  # touching addresses
+    verify(_bufs([(16, 0, 1), (16, 2, 3)]), {"b0": 0, "b1": 0}, 4)  # never live together
+
+
+def test_verifier_rejects_misaligned_and_negative_offsets() -> None:
+    with pytest.raises(InternalError, match="alignment"):
+        verify(_bufs([(16, 0, 1)]), {"b0": 2}, 4)
+    with pytest.raises(InternalError):
+        verify(_bufs([(16, 0, 1)]), {"b0": -4}, 4)
+
+
+def test_verifier_allows_only_the_proven_overlap() -> None:
+    """An op module may prove that output Y can start `distance` bytes below dying input X."""
+    x, y = Buffer("x", 64, 0, 1), Buffer("y", 64, 1, 2)
+    rule = Overlap(x="x", y="y", distance=16, step=1)
+    verify([x, y], {"x": 16, "y": 0}, 4, [rule])
+    verify([x, y], {"x": 32, "y": 0}, 4, [rule])
+    with pytest.raises(InternalError, match="overlap"):
+        verify([x, y], {"x": 8, "y": 0}, 4, [rule])  # closer than proven
+    with pytest.raises(InternalError, match="overlap"):
+        verify([x, y], {"x": 16, "y": 0}, 4)  # no rule: not allowed
+    z = Buffer("z", 64, 0, 2)  # live across more than the op's step
+    with pytest.raises(InternalError, match="overlap"):
+        verify([z, y], {"z": 16, "y": 0}, 4, [Overlap(x="z", y="y", distance=16, step=1)])
+
+
+def test_allocators_place_multi_member_item_as_one_piece() -> None:
+    """An Item keeps its members' relative offsets, and each member avoids what is live with it."""
+    x, y = Buffer("x", 64, 0, 1), Buffer("y", 64, 1, 2)
+    other = Buffer("o", 32, 2, 3)
+    item = Item(((y, 0), (x, 16)))
+    for algo_name, algo in allocators().items():
+        offs = algo([item, Item(((other, 0),))], 4)
+        assert offs["x"] - offs["y"] == 16, algo_name
+        verify([x, y, other], offs, 4, [Overlap(x="x", y="y", distance=16, step=1)])
+        assert not (offs["o"] < offs["y"] + 64 and offs["y"] < offs["o"] + 32), algo_name
+
+
+# ------------------------------------------------------------------ lifetimes and plan_memory
+
+
+def _chain_graph() -> Graph:
+    """x -> CONV -> a -> CONV -> b -> CONV -> y (1x1 convs, 8x8x4 int8)."""
+    b = ModelBuilder()
+    x = b.input("x", (1, 8, 8, 4), "int8", 0.1, 0)
+    prev = x
+    for i, name in enumerate(("a", "b", "y")):
+        w = b.const(f"w{i}", np.ones((4, 1, 1, 4), np.int8), scale=0.01, zero_point=0)
+        t = b.tensor(name, (1, 8, 8, 4), "int8", 0.1, 0)
+        b.op("CONV_2D", [prev, w, None], [t], dict(padding="VALID"))
+        prev = t
+    b.output(prev)
+    return read_tflite(data=b.build(), name="chain")
+
+
+def test_lifetimes_of_a_chain() -> None:
+    g = _chain_graph()
+    bufs = {b.name: b for b in buffers(g, ())}
+    by_label = {g.t(n).label: b for n, b in bufs.items()}
+    assert set(by_label) == {"x", "a", "b", "y"}  # constants are not in the arena
+    assert (by_label["x"].first, by_label["x"].last) == (0, 0)
+    assert (by_label["a"].first, by_label["a"].last) == (0, 1)
+    assert (by_label["b"].first, by_label["b"].last) == (1, 2)
+    assert (by_label["y"].first, by_label["y"].last) == (2, 3)  # outputs live past the last op
+    assert all(b.size == 256 for b in bufs.values())
+
+
+def test_lifetimes_add_scratch_buffers() -> None:
+    g = _chain_graph()
+    calls = [KernelCall("f", "", (), None, {}, (Arg("scratch", nbytes=100), Arg("scratch", nbytes=0))),
+             KernelCall("f", "", (), None, {}, ()),
+             KernelCall("f", "", (), None, {}, (Arg("scratch", nbytes=12),))]
+    scratch = sorted((b.name, b.size, b.first, b.last) for b in buffers(g, calls) if b.name.startswith("scratch"))
+    assert scratch == [("scratch0_0", 100, 0, 0), ("scratch2_0", 12, 2, 2)]
+
+
+def test_plan_memory_lower_bound_is_max_live_and_arena_is_sound() -> None:
+    g = _chain_graph()
+    plan = plan_memory(g, (), alignment=16, overlap=False)
+    bufs = list(plan.buffers)
+    no_overlap_oracle(bufs, plan.offsets, 16)
+    assert plan.lower_bound_bytes == max(plan.live_per_step) == max_live(bufs, 16) == 512
+    assert plan.arena_bytes == 512 and plan.arena_bytes % 16 == 0
+    assert plan.overhead == 0.0
+    assert plan.candidates and plan.strategy in plan.candidates
+
+
+@pytest.mark.parametrize("strategy", sorted(allocators()))
+def test_plan_memory_named_strategy(strategy: str) -> None:
+    plan = plan_memory(_chain_graph(), (), alignment=4, strategy=strategy)
+    assert plan.strategy == strategy and set(plan.candidates) == {strategy}
+    no_overlap_oracle(list(plan.buffers), plan.offsets, 4)
+
+
+def test_plan_memory_unknown_strategy_is_bad_input() -> None:
+    with pytest.raises(BadInput, match="unknown planner strategy 'nope'"):
+        plan_memory(_chain_graph(), (), strategy="nope")
+
+
+# ------------------------------------------------------------------ the real model
+
+needs_person = pytest.mark.skipif(not PERSON.is_file(), reason=f"{PERSON} not available")
+PERSON_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "RESHAPE", "SOFTMAX")
+
+
+@needs_person
+def test_person_detect_activation_plan_fits_tflm_arena() -> None:
+    """The planner alone on person_detect's activations (after the passes, no kernel scratch)."""
+    g = run_passes(read_tflite(PERSON))
+    plan = plan_memory(g, (), alignment=16)
+    no_overlap_oracle(list(plan.buffers), plan.offsets, 16)
+    assert plan.lower_bound_bytes == max_live(list(plan.buffers), 16)
+    assert plan.lower_bound_bytes <= plan.arena_bytes <= TFLM_PERSON_ARENA
+
+
+@needs_person
+@pytest.mark.skipif(any(lookup(k) is None for k in PERSON_OPS),
+                    reason="compile_model needs CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, RESHAPE and SOFTMAX")
+def test_person_detect_compiled_arena_fits_tflm_arena() -> None:
+    from tinyc.compiler import compile_model
+
+    c = compile_model(PERSON)
+    plan = c.plan
+    no_overlap_oracle(list(plan.buffers), plan.offsets, plan.alignment, [(o.x, o.y) for o in plan.overlaps])
+    verify(plan.buffers, plan.offsets, plan.alignment, plan.overlaps)
+    assert plan.lower_bound_bytes <= plan.arena_bytes <= TFLM_PERSON_ARENA
