@@ -17,8 +17,14 @@ INT32_MAX = (1 << 31) - 1
 
 
 def tflite_round(x: float) -> int:
-    """std::round: halves away from zero (Python's round() rounds half to even)."""
-    return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
+    """std::round: halves away from zero (Python's round() rounds half to even).
+
+    Written as floor + exact fraction test: floor(|x| + 0.5) would round 0.49999999999999994
+    and 2**52 + 1 wrongly, because the addition itself rounds."""
+    a = abs(float(x))
+    f = math.floor(a)
+    r = f + 1 if a - f >= 0.5 else f
+    return int(r) if x >= 0 else -int(r)
 
 
 def quantize_multiplier(m: float) -> tuple[int, int]:
@@ -79,7 +85,8 @@ def activation_range(activation: str, scale: float, zero_point: int, dtype: str 
     qmin, qmax = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}[dtype]
 
     def q(v: float) -> int:
-        return zero_point + tflite_round(v / scale)
+        # TFLite divides in float32 (float f / float scale), then std::round.
+        return zero_point + tflite_round(float(np.float32(v) / np.float32(scale)))
 
     if activation in ("NONE", None):
         return qmin, qmax
