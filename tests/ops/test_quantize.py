@@ -135,3 +135,21 @@ def test_unsupported_raises_naming_the_op(model, why: str) -> None:
     with pytest.raises(UnsupportedError) as e:
         run_on_host(model(), [np.zeros((1, 1, 4))])
     assert "(op #0)" in str(e.value) and why in str(e.value)
+
+
+def test_dequantize_of_a_per_channel_constant_folds_like_tflm() -> None:
+    from tinyc.frontend.tflite_reader import read_tflite
+    from tinyc.ops.registry import lookup
+
+    w = np.arange(-12, 12, dtype=np.int8).reshape(2, 3, 4)
+    b = ModelBuilder()
+    x = b.input("x", shape=(2, 3, 4), dtype="float32")
+    c = b.const("w", w, scale=[0.1, 0.37, 0.0123], zero_point=[0, 2, -5], quantized_dimension=1)
+    y = b.tensor("y", shape=(2, 3, 4), dtype="float32")
+    b.op("DEQUANTIZE", inputs=[c], outputs=[y])
+    b.output(x)
+    g = read_tflite(data=b.build(), name="m")
+    (got,) = lookup("DEQUANTIZE").fold(g.ops[0], g)
+    s = np.float32([0.1, 0.37, 0.0123]).astype(np.float64).reshape(1, 3, 1)
+    z = np.array([0, 2, -5], dtype=np.float64).reshape(1, 3, 1)
+    np.testing.assert_array_equal(got.view(np.uint32), (s * (w - z)).astype(np.float32).view(np.uint32))
