@@ -9,6 +9,8 @@ the constants cannot drift apart.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,8 +118,10 @@ def check_common(op: Op, g: Graph, kind: str, channel_axis: int) -> None:
         raise unsupported(op, g, f"{kind} filter has {len(w.quant.scale)} scales along axis "
                                  f"{w.quant.axis}; TFLM needs one per tensor or one per output channel "
                                  f"({n_ch}) along axis {channel_axis}")
-    if not all(s > 0 for s in w.quant.scale):
-        raise unsupported(op, g, f"{kind} filter has a scale that is not positive")
+    if not all(math.isfinite(s) for s in w.quant.scale):
+        raise unsupported(op, g, f"{kind} filter has a scale that is not finite")
+    # Zero and negative filter scales occur in real models (MCUNet: pruned and sign-folded
+    # channels); TFLM turns them into a zero or negative Q31 multiplier, and so do we.
     if bias is not None and bias.size != n_ch:
         raise unsupported(op, g, f"{kind} bias has {bias.size} values for {n_ch} output channels")
 
