@@ -91,6 +91,10 @@ def find_overlaps(g: Graph, bufs: Sequence[Buffer], align: int) -> tuple[list[It
             continue  # the op's access order leaves nothing to share
         if not all(_disjoint(by, ry, by_name[m], r) for m, r in grp.items() if m != x):
             continue
+        old_lo = min(grp.values())
+        old_hi = max(r + by_name[m].size for m, r in grp.items())
+        if len(grp) > 1 and max(old_hi, ry + by.size) - min(old_lo, ry) > max(old_hi - old_lo, span):
+            continue  # a chain drifting down would make the group wider than any step needs
         grp[y] = ry
         for m in grp:
             group_of[m] = grp

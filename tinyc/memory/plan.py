@@ -10,7 +10,7 @@ from tinyc.errors import BadInput
 from tinyc.ir import Graph
 from tinyc.memory.allocators import allocators
 from tinyc.memory.lifetimes import Buffer, buffers
-from tinyc.memory.overlap import Overlap, find_overlaps, live_bytes_with_overlaps
+from tinyc.memory.overlap import Item, Overlap, find_overlaps, live_bytes_with_overlaps
 from tinyc.memory.verify import verify
 from tinyc.ops.base import KernelCall
 
@@ -43,29 +43,29 @@ def plan_memory(g: Graph, calls: Sequence[KernelCall], alignment: int = 4, strat
     if strategy is not None and strategy not in algos:
         raise BadInput(f"unknown planner strategy {strategy!r} (known: {', '.join(sorted(algos))})")
     bufs = buffers(g, calls)
-    if overlap:
-        items, overlaps = find_overlaps(g, bufs, alignment)
-    else:
-        from tinyc.memory.overlap import Item
-
-        items, overlaps = [Item(((b, 0),)) for b in bufs], []
+    plain = [Item(((b, 0),)) for b in bufs]
+    items, overlaps = find_overlaps(g, bufs, alignment) if overlap else (plain, [])
     live = live_bytes_with_overlaps(bufs, overlaps, items, len(g.ops), alignment)
     lower = max(live) if live else 0
-    best: tuple[int, str, dict[str, int]] | None = None
+    best: tuple[int, str, dict[str, int], list[Overlap]] | None = None
     tried: dict[str, int] = {}
-    for name, algo in algos.items():
-        if strategy is not None and name != strategy:
-            continue
-        offs = algo(items, alignment)
-        verify(bufs, offs, alignment, overlaps)
-        size = max((offs[b.name] + b.size for b in bufs), default=0)
-        size = (size + alignment - 1) // alignment * alignment
-        tried[name] = size
-        if best is None or size < best[0]:
-            best = (size, name, offs)
-        if size <= lower:
-            break
+    # Overlap groups are not rectangles, so greedy placement of them can lose to plain buffers:
+    # try both and keep the smaller arena (overlaps never make the result worse).
+    variants = [("", plain, [])] + ([("overlap+", items, overlaps)] if overlaps else [])
+    for tag, its, ovs in variants:
+        for name, algo in algos.items():
+            if strategy is not None and name != strategy:
+                continue
+            offs = algo(its, alignment)
+            verify(bufs, offs, alignment, ovs)
+            size = max((offs[b.name] + b.size for b in bufs), default=0)
+            size = (size + alignment - 1) // alignment * alignment
+            tried[tag + name] = size
+            if best is None or size < best[0]:
+                best = (size, tag + name, offs, ovs)
+            if size <= lower:
+                break
     assert best is not None
     return MemoryPlan(buffers=tuple(bufs), offsets=best[2], arena_bytes=best[0], lower_bound_bytes=lower,
-                      live_per_step=tuple(live), strategy=best[1], alignment=alignment, overlaps=tuple(overlaps),
+                      live_per_step=tuple(live), strategy=best[1], alignment=alignment, overlaps=tuple(best[3]),
                       candidates=tried)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyc.ir import Graph, Op, Tensor
-from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported
+from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported, OverlapSpec, elementwise_overlap
 from tinyc.ops.registry import register
 from tinyc.quant import activation_range, quantize_multiplier, quantize_multiplier_smaller_than_one_exp
 
@@ -127,6 +127,16 @@ def add_sub_multipliers(s1: float, s2: float, so: float, float32_math: bool) -> 
 
 class _Binary(OpSupport):
     """What ADD, SUB and MUL share: type rules, broadcasting, folding of int32 constants."""
+
+    def overlap(self, op: Op, g: Graph) -> OverlapSpec | None:
+        """elementwise.c walks the output in index order; a full-size input is read at the same
+        index just before that index is written, so it may share the output's bytes."""
+        y = g.t(op.outputs[0])
+        for k, name in enumerate(op.inputs[:2]):
+            if name is not None and not g.t(name).is_const and tuple(g.t(name).shape) == tuple(y.shape) \
+                    and g.t(name).dtype == y.dtype:
+                return elementwise_overlap(1, 1, y.size, input_index=k)
+        return None
 
     def check(self, op: Op, g: Graph) -> None:
         if len(op.inputs) != 2 or any(n is None for n in op.inputs) or len(op.outputs) != 1:

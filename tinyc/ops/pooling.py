@@ -9,7 +9,7 @@ requantize; so do we.
 from __future__ import annotations
 
 from tinyc.ir import Graph, Op
-from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported
+from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported, OverlapSpec, window_overlap
 from tinyc.ops.registry import register
 from tinyc.quant import activation_range
 
@@ -87,6 +87,13 @@ class _Pool(OpSupport):
     def macs(self, op: Op, g: Graph) -> int:
         a = op.attrs
         return g.t(op.outputs[0]).size * int(a.get("filter_height", 1)) * int(a.get("filter_width", 1))
+
+    def overlap(self, op: Op, g: Graph) -> OverlapSpec | None:
+        """pooling.c writes output pixels in row-major order, all channels of a pixel together,
+        reading only that pixel's window."""
+        geo = self._geometry(op, g)
+        return window_overlap(g.t(op.inputs[0]).shape, g.t(op.outputs[0]).shape,
+                              (geo["stride_h"], geo["stride_w"]), geo["pad_h"], geo["pad_w"])
 
     def lower(self, op: Op, g: Graph) -> KernelCall:
         y = g.t(op.outputs[0])
