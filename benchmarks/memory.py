@@ -7,7 +7,6 @@ tflite-micro recording allocator) and TinyEngine's published figures.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ sys.path.insert(0, str(REPO))
 
 from tinyc.compiler import compile_model  # noqa: E402
 from tinyc.errors import TinycError  # noqa: E402
+from tinyc.shared_data import shared_dir  # noqa: E402
 from tinyc.validate.reference import tflm_arena_bytes  # noqa: E402
 
 # TinyEngine's own planner on these files (per-layer, input image excluded): DESIGN.md.
@@ -29,7 +29,7 @@ TINYENGINE = {
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--models", default=os.environ.get("TINYC_SHARED", str(REPO.parent / "shared")) + "/models")
+    ap.add_argument("--models", default=str(shared_dir() / "models"))
     args = ap.parse_args()
     root = Path(args.models)
     rows = []

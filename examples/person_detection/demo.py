@@ -7,15 +7,15 @@ test images: bit-exactness, accuracy, instructions per inference, peak SRAM and 
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
 from tinyc.cli import main as tinyc
+from tinyc.shared_data import shared_dir
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("TINYC_SHARED", REPO.parent / "shared"))
+SHARED = shared_dir()
 MODEL = SHARED / "models/wake_vision/wv_quality_mcunet-320kb-1mb_vww.tflite"
 DATA = SHARED / "data/wake_vision_test_128"
 OUT = REPO / "out" / "person_detection"

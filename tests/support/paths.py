@@ -1,14 +1,16 @@
-"""Where the shared, read-only models and data live (next to the repository by default)."""
+"""Where the shared, read-only models and data live (see tinyc/shared_data.py)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("TINYC_SHARED", REPO.parent / "shared"))
+from tinyc.shared_data import REPO, shared_dir
+
+SHARED = shared_dir()
 MODELS = SHARED / "models"
 DATA = SHARED / "data"
+
+__all__ = ["REPO", "SHARED", "MODELS", "DATA", "all_models"]
 
 
 def all_models() -> list[Path]:

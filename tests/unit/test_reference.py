@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from tinyc.shared_data import shared_dir
 import pytest
 
 from tests.support import reference as ref
@@ -13,8 +15,8 @@ from tests.support.reference import (ReferenceCrashed, ReferenceFailed, Referenc
                                      tflm_arena_stats)
 from tests.support.tflite_builder import ModelBuilder
 
-MODELS = Path("/work/shared/models")
-DATA = Path("/work/shared/data")
+MODELS = shared_dir() / "models"
+DATA = shared_dir() / "data"
 needs_models = pytest.mark.skipif(not MODELS.is_dir(), reason="shared models not present")
 
 
