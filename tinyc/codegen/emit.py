@@ -83,20 +83,27 @@ def c_identifier(name: str) -> str:
     return s if s and not s[0].isdigit() else "m_" + s
 
 
+_BYTE_LITERALS = {np.dtype(np.int8): np.array([str(v) for v in range(-128, 128)], dtype=object),
+                  np.dtype(np.uint8): np.array([str(v) for v in range(256)], dtype=object)}
+_PER_LINE = 24
+
+
 def _array_body(arr: np.ndarray) -> str:
+    """Array initializer lines. Weights are megabytes: byte arrays go through a literal table
+    rather than one str() per element (this is most of the compile time otherwise)."""
     flat = np.asarray(arr).ravel()
-    if flat.dtype == np.float32:
-        items = [_float_literal(np.float32(v)) for v in flat]
+    if flat.dtype in _BYTE_LITERALS:
+        offset = 128 if flat.dtype == np.int8 else 0
+        items = _BYTE_LITERALS[flat.dtype][flat.astype(np.int16) + offset]
+    elif flat.dtype == np.float32:
+        items = np.array([_float_literal(np.float32(v)) for v in flat], dtype=object)
     else:
-        items = flat.astype(np.int64).tolist()
-        if flat.dtype == np.int32:
-            # INT32_MIN is not a valid decimal literal in C; write it as an expression.
-            items = [("(-2147483647 - 1)" if v == -2147483648 else v) for v in items]
-    per_line = 24
-    lines = []
-    for i in range(0, len(items), per_line):
-        lines.append("  " + ", ".join(map(str, items[i:i + per_line])) + ",")
-    return "\n".join(lines) if lines else "  0"
+        # INT32_MIN is not a valid decimal literal in C; write it as an expression.
+        items = np.array([("(-2147483647 - 1)" if v == -2147483648 else str(v)) for v in flat.astype(np.int64).tolist()],
+                         dtype=object)
+    if not len(items):
+        return "  0"
+    return "\n".join("  " + ", ".join(items[i:i + _PER_LINE]) + "," for i in range(0, len(items), _PER_LINE))
 
 
 def _float_literal(v: Any) -> str:

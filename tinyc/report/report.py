@@ -164,10 +164,11 @@ def build_report(c: Compiled, board: Any | None = None) -> Report:
     scratch = sum(b.size for b in plan.buffers if b.name.startswith("scratch"))
     io_bytes = sum(c.graph.t(n).nbytes for n in c.graph.inputs + c.graph.outputs)
     weights = c.program.weight_bytes
-    code = Figure(None, "unknown (arm-none-eabi-gcc not installed)")
-    stack = Figure(None, "unknown (arm-none-eabi-gcc not installed)")
+    on_host = board is None or getattr(board, "cpu", "host") == "host"
+    why = "not computed for the host" if on_host else "unknown (arm-none-eabi-gcc not installed)"
+    code, stack = Figure(None, why), Figure(None, why)
     board_name = getattr(board, "name", "host")
-    if board is not None and getattr(board, "cpu", "host") != "host":
+    if not on_host:
         sizes = cross_compile_sizes(c, board.cpu, getattr(board, "fpu", None), getattr(board, "float_abi", None))
         if sizes is not None:
             code = Figure(max(sizes[0] - weights, 0), "compiled")
