@@ -1,0 +1,50 @@
+"""The peak-SRAM report: stable JSON keys, honest totals, and --strict on a model that does not fit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.paths import MODELS
+from tinyc.cli import main
+from tinyc.compiler import compile_model
+from tinyc.report.report import build_report
+from tinyc.target.boards import get_board
+
+
+def test_report_json_has_stable_keys_and_marks_one_peak_layer(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["report", str(MODELS / "tflm/person_detect.tflite"), "--board", "stm32f746", "--json"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    for key in ("arena_bytes", "lower_bound_bytes", "peak_sram_bytes", "flash_bytes", "fits", "layers"):
+        assert key in doc
+    assert doc["fits"] is True
+    assert sum(1 for layer in doc["layers"] if layer["peak"]) == 1
+    assert doc["arena_bytes"] <= 55_296  # TFLM's arena for this model
+    # Peak SRAM counts the arena (model input and output included) plus static data and stack.
+    assert doc["peak_sram_bytes"] >= doc["arena_bytes"]
+
+
+def test_report_totals_include_model_io_in_the_arena() -> None:
+    c = compile_model(MODELS / "mlperf_tiny/kws_ref_model.tflite")
+    rep = build_report(c, get_board("mps2_an386"))
+    assert rep.arena.bytes == c.plan.arena_bytes
+    assert rep.io_bytes == 490 + 12
+    assert rep.peak_sram_bytes >= rep.arena.bytes
+    assert max(r.live_bytes for r in rep.layers) == c.plan.lower_bound_bytes
+
+
+def test_report_strict_exits_1_with_the_overflow_when_the_model_does_not_fit(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["report", str(MODELS / "wake_vision/wv_quality_mobilenetv2.tflite"), "--board", "stm32f746",
+               "--strict"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert "DOES NOT FIT" in captured.out
+    assert "over by" in captured.out
+    assert captured.err.count("\n") == 1 and "does not fit stm32f746g_disco" in captured.err
+
+
+def test_report_without_strict_still_exits_0_when_it_does_not_fit() -> None:
+    assert main(["report", str(MODELS / "wake_vision/wv_quality_mobilenetv2.tflite"), "--board", "stm32f746"]) == 0
