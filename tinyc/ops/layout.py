@@ -14,9 +14,9 @@ STRIDED_SLICE, RESHAPE (and TRANSPOSE, PAD, CONCATENATION) `fold` to constants w
 inputs are known at compile time, which removes the SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE
 chain of the MCUNet Wake Vision head.
 
-Like TFLM, these ops copy bytes and never requantize: TFLM's int8 CONCATENATION copies inputs
-whose scale or zero point differ from the output's unchanged (it records the scales but its
-Eval ignores them), RESHAPE ignores a change of quantization, and tinyc is bit-exact with that.
+Like TFLM, these ops copy bytes and never requantize: TFLM's int8 CONCATENATION rejects inputs
+whose scale or zero point differ from the output's (so does tinyc), while RESHAPE, PACK and
+STRIDED_SLICE ignore a change of quantization and copy the bytes (so does tinyc).
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ class Transpose(OpSupport):
     def check(self, op: Op, g: Graph) -> None:
         x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
         _same_dtype(op, g, x, y)
-        _rank_ok(op, g, x)
+        _rank_ok(op, g, x, 5)  # TFLM: "Transpose op only supports 1D-5D input arrays"
         perm = self._perm(op, g)
         if perm is None:
             raise unsupported(op, g, "the permutation must be a constant int32 tensor")
@@ -396,9 +396,10 @@ def _check_inputs(op: Op, g: Graph, dtypes: tuple[str, ...]) -> None:
 
 @register("CONCATENATION")
 class Concatenation(OpSupport):
-    """Bytes copied as TFLM does, without requantizing inputs whose quantization differs."""
+    """Bytes copied as TFLM does: every quantized input must share the output's scale and zero
+    point (TFLM rejects anything needing requantization)."""
 
-    # TFLM's list; uint8 is accepted too when no input differs from the output's quantization.
+    # TFLM's list, plus uint8 under the same no-requantization rule.
     _DTYPES = ("int8", "uint8", "int16", "int32", "int64", "float32")
 
     def _axis(self, op: Op, g: Graph) -> int:
@@ -422,9 +423,14 @@ class Concatenation(OpSupport):
                 raise unsupported(op, g, f"input {i} shape {list(t.shape)} does not fit output {list(y.shape)} "
                                          f"on axis {axis}")
             total += t.shape[axis]
-            if y.dtype == "uint8" and (t.quant != y.quant):
-                raise unsupported(op, g, "uint8 inputs whose quantization differs from the output's are not "
-                                         "supported (TFLM has no uint8 CONCATENATION to match)")
+            if y.dtype in ("int8", "uint8") and (t.quant is None or y.quant is None or t.quant.s != y.quant.s
+                                                 or t.quant.zp != y.quant.zp):
+                # TFLM: "Make sure there is no re-scaling needed for Int8 quantized kernel".
+                raise unsupported(op, g, f"input {i} quantization differs from the output's; TFLM's int8 "
+                                         f"CONCATENATION does not requantize and rejects this, so does tinyc "
+                                         f"(requantize the inputs first)")
+            if y.dtype == "int16" and t.quant is not None and t.quant.zp != 0:
+                raise unsupported(op, g, f"int16 input {i} has zero point {t.quant.zp}; TFLM requires 0")
         if total != y.shape[axis]:
             raise unsupported(op, g, f"inputs sum to {total} along axis {axis}, output has {y.shape[axis]}")
 
