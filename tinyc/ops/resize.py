@@ -3,6 +3,8 @@
 TFLM chooses each source row/column in float32 (reference_ops::GetNearestNeighbor). That is
 index arithmetic, not data arithmetic, so it is done here once, in numpy float32 with the same
 operation order, and the kernel reads two int32 tables.
+
+Like TFLM, the op copies values: it never requantizes, whatever the output's quantization.
 """
 
 from __future__ import annotations
