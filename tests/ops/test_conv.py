@@ -40,6 +40,8 @@ class Branch:
     groups: int = 1  # CONV_2D only
     depth_multiplier: int | None = None  # set: DEPTHWISE_CONV_2D
     w_max: int = 127  # filter values in [-w_max, w_max]
+    zero_bias: bool = False  # a bias tensor of zeros (equivalent to no bias)
+    bias_slot: bool = False  # without bias: write the op with an absent (-1) third input, not 2 inputs
 
     @property
     def kind(self) -> str:
@@ -71,8 +73,10 @@ def add_branch(b: ModelBuilder, x: int, in_shape: tuple[int, ...], in_scale: flo
                  quantized_dimension=axis)
     bt = None
     full_scale = np.broadcast_to(wscale, (oc,)) * in_scale
+    bq = rng.integers(-20000, 20000, oc, dtype=np.int32)  # drawn even when unused: same weights after
+    if br.zero_bias:
+        bq[:] = 0
     if br.bias:
-        bq = rng.integers(-20000, 20000, oc, dtype=np.int32)
         bt = b.const(f"b{i}", bq, scale=[float(s) for s in full_scale], zero_point=[0] * oc)
     # Typical |acc| is ~74 * std(w) * sqrt(taps) steps; aim the output at ~40 steps of spread.
     out_scale = float(np.mean(full_scale)) * 74 * max(float(np.std(wq)), 1.0) * math.sqrt(taps) / 40 * br.out_gain
@@ -84,7 +88,8 @@ def add_branch(b: ModelBuilder, x: int, in_shape: tuple[int, ...], in_scale: flo
                 fused_activation_function=br.act)
     if br.depth_multiplier is not None:
         opts["depth_multiplier"] = br.depth_multiplier
-    b.op(br.kind, inputs=[x, wt, bt], outputs=[y], options=opts)
+    inputs = [x, wt, bt] if bt is not None or br.bias_slot else [x, wt]
+    b.op(br.kind, inputs=inputs, outputs=[y], options=opts)
     b.output(y)
     return y
 
@@ -142,7 +147,8 @@ def test_conv_every_fused_activation_matches_tflm():
 
 def test_conv_per_tensor_filter_scale_and_no_bias_matches_tflm():
     check([Branch(per_channel=pc, bias=bi, kernel=(3, 3), out_c=6)
-           for pc in (True, False) for bi in (True, False)], in_shape=(1, 7, 7, 5))
+           for pc in (True, False) for bi in (True, False)]
+          + [Branch(bias=False, bias_slot=True)], in_shape=(1, 7, 7, 5))
 
 
 @pytest.mark.parametrize("in_zp", [-128, 127, 0])
