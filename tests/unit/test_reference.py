@@ -9,7 +9,7 @@ import numpy as np
 from tinyc.shared_data import shared_dir
 import pytest
 
-from tests.support import reference as ref
+from tinyc.validate import reference as ref
 from tests.support.reference import (ReferenceCrashed, ReferenceFailed, ReferenceTimeout,
                                      run_litert_ref, run_many, run_tflm, tflm_arena_bytes,
                                      tflm_arena_stats)

@@ -120,6 +120,7 @@ def host_executable(model: str | Path | bytes, options: Options = Options(), san
     compiled = compile_model(model, options)
     exe = d / (compiled.program.name + ("_asan" if sanitize else ""))
     if not exe.is_file():
+        d.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=key, dir=d.parent))
         try:
             build_host(compiled, tmp, sanitize=sanitize)
