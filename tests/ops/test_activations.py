@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pytest
 
-from tests.support.reference import run_litert_ref, run_many
+from tests.support.reference import run_litert_ref
+from tests.support.golden import assert_outputs_equal, tflm_goldens
 from tests.support.tflite_builder import ModelBuilder
 from tinyc.api import run_on_host
 from tinyc.errors import UnsupportedError
@@ -113,24 +114,14 @@ def cases() -> dict[str, Case]:
 
 @pytest.fixture(scope="module")
 def goldens(cases: dict[str, Case]) -> dict[str, list[np.ndarray]]:
-    names = list(cases)
-    results = run_many("tflm", [(cases[n].model, list(cases[n].inputs)) for n in names])
-    out = {}
-    for n, r in zip(names, results):
-        if isinstance(r, Exception):
-            raise r
-        out[n] = r
-    return out
+    return tflm_goldens(cases)
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_matches_tflm(name: str, cases: dict[str, Case], goldens: dict[str, list[np.ndarray]]) -> None:
     case = cases[name]
     got = run_on_host(case.model, list(case.inputs))
-    assert len(got) == len(goldens[name])
-    for g, w in zip(got, goldens[name]):
-        assert g.shape == w.shape
-        np.testing.assert_array_equal(g, w)
+    assert_outputs_equal(got, goldens[name])
 
 
 @pytest.mark.parametrize("in_q, out_q", [((0.02, 5), (0.01, -3)), ((0.01, -128), (0.004, 0))])
