@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyc.ir import Graph, Op, Tensor
-from tinyc.ops.base import unsupported
+from tinyc.ops.base import OpSupport, OverlapSpec, unsupported, window_overlap
 from tinyc.quant import INT32_MAX, quantize_multiplier_array, tflite_round
 
 FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
@@ -196,3 +196,19 @@ def clamp_range(op: Op, y: Tensor) -> tuple[int, int]:
 
 def bias_of(op: Op, g: Graph) -> str | None:
     return op.inputs[2] if len(op.inputs) > 2 else None
+
+
+class WindowConv(OpSupport):
+    """What CONV_2D and DEPTHWISE_CONV_2D share beyond the math: both kernels (conv.c,
+    depthwise_conv.c) write output pixels in row-major order, every channel of a pixel before
+    the next, reading only the window of the pixel being written; both absorb a folded PAD."""
+
+    def overlap(self, op: Op, g: Graph) -> OverlapSpec | None:
+        """The output may start below the input by the distance window_overlap proves
+        (1x1 expansion: one input pixel; stride-1 depthwise: about one input row)."""
+        x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
+        wh, ww = windows(op, g, w.shape[1], w.shape[2])
+        return window_overlap(x.shape, y.shape, (wh.stride, ww.stride), wh.pad_before, ww.pad_before)
+
+    def absorbs_pad(self, op: Op, g: Graph) -> bool:
+        return op.attrs.get("padding") in ("SAME", "VALID")

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from tinyc.ir import Graph, Op
 from tinyc.ops import _conv_math as cm
-from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported, OverlapSpec, window_overlap
+from tinyc.ops.base import Arg, KernelCall, unsupported
 from tinyc.ops.registry import register
 
 KIND = "DEPTHWISE_CONV_2D"
 
 
 @register("DEPTHWISE_CONV_2D")
-class DepthwiseConv2D(OpSupport):
+class DepthwiseConv2D(cm.WindowConv):
     def check(self, op: Op, g: Graph) -> None:
         cm.check_common(op, g, KIND, channel_axis=3)
         x, w = g.t(op.inputs[0]), g.t(op.inputs[1])
@@ -40,17 +40,6 @@ class DepthwiseConv2D(OpSupport):
     def macs(self, op: Op, g: Graph) -> int:
         w, y = g.t(op.inputs[1]), g.t(op.outputs[0])
         return y.size * w.shape[1] * w.shape[2]
-
-    def overlap(self, op: Op, g: Graph) -> OverlapSpec | None:
-        """depthwise_conv.c writes output pixels in row-major order, every channel of a pixel before the
-        next, reading only the window of the pixel being written: so the output may start below
-        the input by the distance window_overlap proves (stride 1: about one input row)."""
-        x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
-        wh, ww = cm.windows(op, g, w.shape[1], w.shape[2])
-        return window_overlap(x.shape, y.shape, (wh.stride, ww.stride), wh.pad_before, ww.pad_before)
-
-    def absorbs_pad(self, op: Op, g: Graph) -> bool:
-        return op.attrs.get("padding") in ("SAME", "VALID")
 
     def lower(self, op: Op, g: Graph) -> KernelCall:
         self.check(op, g)
