@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from tinyc.memory.lifetimes import align_up
 from tinyc.memory.overlap import Item
 
 Allocator = Callable[[Sequence[Item], int], dict[str, int]]
@@ -24,10 +25,6 @@ def register_allocator(name: str) -> Callable[[Allocator], Allocator]:
 
 def allocators() -> dict[str, Allocator]:
     return dict(_ALGOS)
-
-
-def _align(v: int, a: int) -> int:
-    return -((-v) // a) * a
 
 
 def place_in_order(order: Sequence[Item], align: int) -> dict[str, int]:
@@ -49,7 +46,7 @@ def place_in_order(order: Sequence[Item], align: int) -> dict[str, int]:
             moved = False
             for lo, hi in forbidden:
                 if lo < cand < hi:
-                    cand = _align(hi, align)
+                    cand = align_up(hi, align)
                     moved = True
         for b, r in item.members:
             offsets[b.name] = cand + r

@@ -66,11 +66,12 @@ def live_bytes_per_step(bufs: Sequence[Buffer], steps: int, align: int = 1) -> l
     """Bytes live at each step (aligned sizes); the maximum is the planner's lower bound."""
     live = [0] * (steps + 1)
     for b in bufs:
-        sz = _align(b.size, align)
+        sz = align_up(b.size, align)
         for s in range(b.first, b.last + 1):
             live[s] += sz
     return live
 
 
-def _align(v: int, a: int) -> int:
-    return (v + a - 1) // a * a
+def align_up(v: int, a: int) -> int:
+    """The smallest multiple of a that is >= v (v may be negative)."""
+    return -((-v) // a) * a

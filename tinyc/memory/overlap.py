@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from tinyc.ir import Graph
-from tinyc.memory.lifetimes import Buffer, live_bytes_per_step
+from tinyc.memory.lifetimes import Buffer, align_up, live_bytes_per_step
 from tinyc.ops.registry import lookup
 
 
@@ -52,10 +52,6 @@ class Overlap:
     step: int
 
 
-def _align_up(v: int, a: int) -> int:
-    return -((-v) // a) * a
-
-
 def _disjoint(a: Buffer, ra: int, b: Buffer, rb: int) -> bool:
     return ra + a.size <= rb or rb + b.size <= ra or not a.overlaps_in_time(b)
 
@@ -83,7 +79,7 @@ def find_overlaps(g: Graph, bufs: Sequence[Buffer], align: int) -> tuple[list[It
         # Another input of this op must not be x too (e.g. ADD(x, x)).
         if sum(1 for i in op.inputs if i is not None and g.storage(i) == x) > 1:
             continue
-        d = _align_up(spec.min_distance(), align)
+        d = align_up(spec.min_distance(), align)
         grp = group_of.get(x, {x: 0})
         ry = grp[x] - d
         span = max(grp[x] + bx.size, ry + by.size) - min(grp[x], ry)
@@ -117,7 +113,7 @@ def live_bytes_with_overlaps(bufs: Sequence[Buffer], overlaps: Sequence[Overlap]
     """Bytes live per step, counting each overlapped pair at its step as the span it occupies."""
     live = live_bytes_per_step(bufs, steps, align)
     rel: Mapping[str, int] = {b.name: r for it in items for b, r in it.members}
-    size = {b.name: _align_up(b.size, align) for b in bufs}
+    size = {b.name: align_up(b.size, align) for b in bufs}
     for o in overlaps:
         lo = min(rel[o.x], rel[o.y])
         hi = max(rel[o.x] + size[o.x], rel[o.y] + size[o.y])

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 from tinyc.errors import BadInput
 from tinyc.ir import Graph
 from tinyc.memory.allocators import allocators
-from tinyc.memory.lifetimes import Buffer, buffers
+from tinyc.memory.lifetimes import Buffer, align_up, buffers
 from tinyc.memory.overlap import Item, Overlap, find_overlaps, live_bytes_with_overlaps
 from tinyc.memory.verify import verify
 from tinyc.ops.base import KernelCall
@@ -59,7 +59,7 @@ def plan_memory(g: Graph, calls: Sequence[KernelCall], alignment: int = 4, strat
             offs = algo(its, alignment)
             verify(bufs, offs, alignment, ovs)
             size = max((offs[b.name] + b.size for b in bufs), default=0)
-            size = (size + alignment - 1) // alignment * alignment
+            size = align_up(size, alignment)
             tried[tag + name] = size
             if best is None or size < best[0]:
                 best = (size, tag + name, offs, ovs)
