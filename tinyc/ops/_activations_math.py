@@ -13,25 +13,10 @@ import numpy as np
 
 from tinyc.quant import quantize_multiplier, tflite_round
 
-INT8_MIN, INT8_MAX = -128, 127
 
 
 def f32(x: float) -> np.float32:
     return np.float32(x)
-
-
-def activation_range_f32(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
-    """CalculateActivationRangeQuantized for int8: TFLite divides `f / scale` in float32 and
-    rounds that float (a double division could land on the other side of .5)."""
-
-    def q(v: float) -> int:
-        return zero_point + tflite_round(float(f32(v) / f32(scale)))
-
-    if activation in ("NONE", None):
-        return INT8_MIN, INT8_MAX
-    lo, hi = {"RELU": (q(0.0), INT8_MAX), "RELU6": (q(0.0), q(6.0)),
-              "RELU_N1_TO_1": (q(-1.0), q(1.0))}[activation]
-    return max(INT8_MIN, lo), min(INT8_MAX, hi)
 
 
 def preprocess_softmax_scaling(beta: float, input_scale: float, input_integer_bits: int) -> tuple[int, int] | None:

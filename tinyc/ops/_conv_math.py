@@ -17,7 +17,7 @@ import numpy as np
 
 from tinyc.ir import Graph, Op, Tensor
 from tinyc.ops.base import OpSupport, OverlapSpec, unsupported, window_overlap
-from tinyc.quant import INT32_MAX, quantize_multiplier_array, tflite_round
+from tinyc.quant import INT32_MAX, activation_range, quantize_multiplier_array
 
 FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -182,16 +182,7 @@ def check_accumulator(op: Op, g: Graph, kind: str, w_per_channel: np.ndarray, bi
 def clamp_range(op: Op, y: Tensor) -> tuple[int, int]:
     """CalculateActivationRangeQuantized. TFLite divides in float32 (`f / scale`, both float)
     and rounds that float, so do the same: double division can land on the other side of .5."""
-    act = op.attrs.get("fused_activation_function", "NONE")
-    if act == "NONE":
-        return -128, 127
-    scale = np.float32(y.quant.s)
-
-    def q(v: float) -> int:
-        return y.quant.zp + tflite_round(float(np.float32(v) / scale))
-
-    lo, hi = {"RELU": (q(0.0), 127), "RELU6": (q(0.0), q(6.0)), "RELU_N1_TO_1": (q(-1.0), q(1.0))}[act]
-    return max(-128, lo), min(127, hi)
+    return activation_range(op.attrs.get("fused_activation_function", "NONE"), y.quant.s, y.quant.zp, "int8")
 
 
 def bias_of(op: Op, g: Graph) -> str | None:

@@ -18,10 +18,10 @@
 from __future__ import annotations
 
 from tinyc.ir import Graph, Op, Tensor
-from tinyc.ops._activations_math import (activation_range_f32, f32, hard_swish_params, sigmoid_input_params)
+from tinyc.ops._activations_math import (f32, hard_swish_params, sigmoid_input_params)
 from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported
 from tinyc.ops.registry import register
-from tinyc.quant import quantize_multiplier, tflite_round
+from tinyc.quant import activation_range, quantize_multiplier, tflite_round
 
 HEADER = "tinyc/activations.h"
 SOURCES = ("activations.c",)
@@ -64,7 +64,7 @@ class Relu(OpSupport):
         x, y = _io(op, g)
         # ReluPrepare: double(input_scale) / double(output_scale)
         mult, shift = quantize_multiplier(x.quant.s / y.quant.s)
-        act_min, act_max = activation_range_f32("RELU" if op.kind == "RELU" else "RELU_N1_TO_1",
+        act_min, act_max = activation_range("RELU" if op.kind == "RELU" else "RELU_N1_TO_1",
                                                 y.quant.s, y.quant.zp)
         params = dict(size=x.size, input_zero_point=x.quant.zp, output_zero_point=y.quant.zp,
                       output_multiplier=mult, output_shift=shift, act_min=act_min, act_max=act_max)

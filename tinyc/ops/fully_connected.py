@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.ir import Graph, Op, Tensor
-from tinyc.ops._activations_math import activation_range_f32
 from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported
 from tinyc.ops.registry import register
-from tinyc.quant import INT32_MAX, quantize_multiplier, quantize_multiplier_array
+from tinyc.quant import activation_range, INT32_MAX, quantize_multiplier, quantize_multiplier_array
 
 KIND = "FULLY_CONNECTED"
 FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
@@ -136,7 +135,7 @@ class FullyConnected(OpSupport):
         bias = _bias(op, g)
         batches, output_depth, accum_depth = _dims(op, g)
         act = op.attrs.get("fused_activation_function", "NONE")
-        act_min, act_max = activation_range_f32(act, y.quant.s, y.quant.zp)
+        act_min, act_max = activation_range(act, y.quant.s, y.quant.zp)
         bias_arg = Arg("null") if bias is None else Arg("const" if bias.is_const else "in", bias.name)
         args = (Arg("in", op.inputs[0]), Arg("const", op.inputs[1]), bias_arg, Arg("out", op.outputs[0]))
         comment = f"FULLY_CONNECTED {batches}x{accum_depth} -> {output_depth} {act}"
