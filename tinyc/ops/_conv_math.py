@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyc.ir import Graph, Op, Tensor
-from tinyc.ops.base import OpSupport, OverlapSpec, unsupported, window_overlap
+from typing import Any
+
+from tinyc.ops.base import OpSupport, OverlapSpec, SpatialWindow, unsupported, window_overlap
 from tinyc.quant import INT32_MAX, activation_range, quantize_multiplier_array
 
 FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
@@ -203,3 +205,16 @@ class WindowConv(OpSupport):
 
     def absorbs_pad(self, op: Op, g: Graph) -> bool:
         return op.attrs.get("padding") in ("SAME", "VALID")
+
+    def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
+        x, w = g.t(op.inputs[0]), g.t(op.inputs[1])
+        if len(x.shape) != 4 or x.shape[0] != 1:
+            return None
+        wh, ww = windows(op, g, w.shape[1], w.shape[2])
+        return SpatialWindow(filter=(wh.filter_size, ww.filter_size), stride=(wh.stride, ww.stride),
+                             dilation=(wh.dilation, ww.dilation), pad_before=(wh.pad_before, ww.pad_before))
+
+    def on_patch(self, op: Op, g: Graph, padding: tuple[int, int, int, int]) -> dict[str, Any]:
+        """VALID over the patch plus exactly the border padding: `windows` then gives
+        pad_before = top/left, the unsplit op's taps."""
+        return {**op.attrs, "padding": "VALID", "explicit_padding": tuple(padding)}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from tinyc.ir import Graph, Op, Tensor
 from tinyc.ops._activations_math import (f32, hard_swish_params, sigmoid_input_params)
-from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported
+from tinyc.ops.base import Arg, KernelCall, OpSupport, SpatialWindow, pointwise_spatial, unsupported
 from tinyc.ops.registry import register
 from tinyc.quant import activation_range, quantize_multiplier, tflite_round
 
@@ -57,6 +57,9 @@ def _call(op: Op, fn: str, params_type: str, params: dict, comment: str = "") ->
 
 @register("RELU", "RELU_N1_TO_1")
 class Relu(OpSupport):
+    def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
+        return pointwise_spatial(op, g)
+
     def check(self, op: Op, g: Graph) -> None:
         _io(op, g)
 
@@ -73,6 +76,9 @@ class Relu(OpSupport):
 
 @register("RELU6")
 class Relu6(OpSupport):
+    def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
+        return pointwise_spatial(op, g)
+
     def check(self, op: Op, g: Graph) -> None:
         _io(op, g)
 
@@ -88,6 +94,9 @@ class Relu6(OpSupport):
 
 @register("LEAKY_RELU")
 class LeakyRelu(OpSupport):
+    def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
+        return pointwise_spatial(op, g)
+
     def check(self, op: Op, g: Graph) -> None:
         _io(op, g)
 
@@ -107,6 +116,9 @@ class LeakyRelu(OpSupport):
 
 
 class _Sigmoid(OpSupport):
+    def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
+        return pointwise_spatial(op, g)
+
     """LOGISTIC and TANH share TFLM's input rescaling to Q4.27."""
 
     function = ""
@@ -142,6 +154,9 @@ class Tanh(_Sigmoid):
 
 @register("HARD_SWISH")
 class HardSwish(OpSupport):
+    def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
+        return pointwise_spatial(op, g)
+
     def check(self, op: Op, g: Graph) -> None:
         x, y = _io(op, g)
         _, out_e, _, _ = hard_swish_params(x.quant.s, y.quant.s)

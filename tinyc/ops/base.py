@@ -96,6 +96,47 @@ def window_overlap(in_shape: tuple[int, ...], out_shape: tuple[int, ...], stride
     return OverlapSpec(input_index, oc * elem_bytes, limits)
 
 
+@dataclass(frozen=True)
+class SpatialWindow:
+    """How an op's output rows and columns depend on its input's, for patch-based inference.
+
+    Output row y reads input rows [y*stride - pad_before, y*stride - pad_before + (filter-1)*dilation]
+    (likewise for columns): one (filter, stride, dilation, pad_before) per axis, (height, width).
+    A point-wise op (element-wise, activation, quantize) is the 1x1 window with stride 1.
+    """
+
+    filter: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    pad_before: tuple[int, int] = (0, 0)
+
+    @property
+    def pointwise(self) -> bool:
+        return self.filter == (1, 1) and self.stride == (1, 1) and self.pad_before == (0, 0)
+
+
+POINTWISE = SpatialWindow()
+
+
+def pointwise_spatial(op: Op, g: Graph) -> SpatialWindow | None:
+    """POINTWISE when every activation input has the output's NHWC shape and constant inputs
+    broadcast over height and width (a per-channel vector): then a patch of the output needs
+    exactly the same patch of each input."""
+    y = g.t(op.outputs[0]) if len(op.outputs) == 1 else None
+    if y is None or len(y.shape) != 4 or y.shape[0] != 1:
+        return None
+    for name in op.inputs:
+        if name is None:
+            continue
+        t = g.t(name)
+        if t.is_const:
+            if t.size != 1 and (len(t.shape) >= 3 and (t.shape[-2] != 1 or t.shape[-3] != 1)):
+                return None
+        elif tuple(t.shape) != tuple(y.shape):
+            return None
+    return POINTWISE
+
+
 class OpSupport:
     """Base for op family modules. Subclasses override what applies to them."""
 
@@ -124,6 +165,19 @@ class OpSupport:
     def overlap(self, op: Op, g: Graph) -> OverlapSpec | None:
         """How the output may overlap a dying input (see OverlapSpec); None: never."""
         return None
+
+    def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
+        """How output pixels depend on input pixels (patch-based inference); None: the op cannot
+        run on a patch (global ops like MEAN, FULLY_CONNECTED, RESHAPE)."""
+        return None
+
+    def on_patch(self, op: Op, g: Graph, padding: tuple[int, int, int, int]) -> dict[str, Any]:
+        """The op's attributes when it runs on a patch whose input is padded by `padding`
+        (top, bottom, left, right) only where the patch touches the feature-map border.
+        Point-wise ops ignore it; window ops override."""
+        if any(padding):
+            raise NotImplementedError(f"{op.label} cannot pad a patch")
+        return dict(op.attrs)
 
     def absorbs_pad(self, op: Op, g: Graph) -> bool:
         """True when a preceding zero-point PAD can be folded into this op as explicit padding

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyc.ir import Graph, Op, Tensor
-from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported, OverlapSpec, elementwise_overlap
+from tinyc.ops.base import (Arg, KernelCall, OpSupport, OverlapSpec, SpatialWindow, elementwise_overlap,
+                             pointwise_spatial, unsupported)
 from tinyc.ops.registry import register
 from tinyc.quant import activation_range, quantize_multiplier, quantize_multiplier_smaller_than_one_exp
 
@@ -127,6 +128,9 @@ def add_sub_multipliers(s1: float, s2: float, so: float, float32_math: bool) -> 
 
 class _Binary(OpSupport):
     """What ADD, SUB and MUL share: type rules, broadcasting, folding of int32 constants."""
+
+    def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
+        return pointwise_spatial(op, g)
 
     def overlap(self, op: Op, g: Graph) -> OverlapSpec | None:
         """elementwise.c walks the output in index order; a full-size input is read at the same

@@ -9,7 +9,9 @@ requantize; so do we.
 from __future__ import annotations
 
 from tinyc.ir import Graph, Op
-from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported, OverlapSpec, window_overlap
+from typing import Any
+
+from tinyc.ops.base import Arg, KernelCall, OpSupport, OverlapSpec, SpatialWindow, unsupported, window_overlap
 from tinyc.ops.registry import register
 from tinyc.quant import activation_range
 
@@ -40,9 +42,13 @@ class _Pool(OpSupport):
         fh, fw = int(a.get("filter_height", 0)), int(a.get("filter_width", 0))
         sh, sw = int(a.get("stride_h", 0)), int(a.get("stride_w", 0))
         pad = a.get("padding", "SAME")
-        oh, ow = out_size(pad, h, fh, sh), out_size(pad, w, fw, sw)
+        # explicit_padding: a patch of the op (tinyc.schedule) padded only at the map border.
+        top, bottom, left, right = a.get("explicit_padding", (0, 0, 0, 0))
+        ph, pw = h + top + bottom, w + left + right
+        oh, ow = out_size(pad, ph, fh, sh), out_size(pad, pw, fw, sw)
         return dict(batches=n, in_h=h, in_w=w, depth=c, out_h=oh, out_w=ow, filter_h=fh, filter_w=fw,
-                    stride_h=sh, stride_w=sw, pad_h=pad_before(h, fh, sh, oh), pad_w=pad_before(w, fw, sw, ow))
+                    stride_h=sh, stride_w=sw, pad_h=pad_before(ph, fh, sh, oh) + top,
+                    pad_w=pad_before(pw, fw, sw, ow) + left)
 
     def check(self, op: Op, g: Graph) -> None:
         if len(op.inputs) != 1 or op.inputs[0] is None or len(op.outputs) != 1:
@@ -94,6 +100,16 @@ class _Pool(OpSupport):
         geo = self._geometry(op, g)
         return window_overlap(g.t(op.inputs[0]).shape, g.t(op.outputs[0]).shape,
                               (geo["stride_h"], geo["stride_w"]), geo["pad_h"], geo["pad_w"])
+
+    def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
+        geo = self._geometry(op, g)
+        if geo["batches"] != 1:
+            return None
+        return SpatialWindow(filter=(geo["filter_h"], geo["filter_w"]), stride=(geo["stride_h"], geo["stride_w"]),
+                             pad_before=(geo["pad_h"], geo["pad_w"]))
+
+    def on_patch(self, op: Op, g: Graph, padding: tuple[int, int, int, int]) -> dict[str, Any]:
+        return {**op.attrs, "padding": "VALID", "explicit_padding": tuple(padding)}
 
     def lower(self, op: Op, g: Graph) -> KernelCall:
         y = g.t(op.outputs[0])

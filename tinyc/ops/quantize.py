@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.ir import Graph, Op, Tensor
-from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported
+from tinyc.ops.base import Arg, KernelCall, OpSupport, SpatialWindow, pointwise_spatial, unsupported
 from tinyc.ops.registry import register
 from tinyc.quant import quantize_multiplier
 
@@ -51,6 +51,9 @@ def _check_io(op: Op, g: Graph, pairs: set[tuple[str, str]]) -> tuple[Tensor, Te
 
 @register("QUANTIZE")
 class Quantize(OpSupport):
+    def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
+        return pointwise_spatial(op, g)
+
     def check(self, op: Op, g: Graph) -> None:
         _check_io(op, g, QUANTIZE_PAIRS)
 

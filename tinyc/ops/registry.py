@@ -13,8 +13,11 @@ _loaded = False
 #: every op family module; importing one registers its ops
 FAMILIES = (
     "conv", "depthwise_conv", "fully_connected", "elementwise", "activations", "quantize",
-    "pooling", "reduce", "softmax", "layout", "resize",
+    "pooling", "reduce", "softmax", "layout", "resize", "copy_box",
 )
+
+#: kinds tinyc adds itself (never in a model, never listed as supported)
+INTERNAL_PREFIX = "TINYC_"
 
 T = TypeVar("T", bound=type)
 
@@ -51,5 +54,6 @@ def lookup(kind: str) -> OpSupport | None:
 
 
 def supported() -> list[str]:
+    """The TFLite builtins tinyc compiles (its internal ops left out)."""
     _load()
-    return sorted(_REGISTRY)
+    return sorted(k for k in _REGISTRY if not k.startswith(INTERNAL_PREFIX))
