@@ -18,6 +18,7 @@ from tinyc.memory.plan import MemoryPlan, plan_memory
 from tinyc.ops.base import KernelCall
 from tinyc.ops.registry import lookup
 from tinyc.passes.manager import run_passes
+from tinyc.schedule.search import Outcome, PatchRequest, search
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class Options:
     prefix: str = "tinyc"
     alignment: int = 4
     allocator: str | None = None  # None: try every registered allocator, keep the best
+    patch: str = "auto"  # patch-based inference: "auto", "off" or "NxM@LAYER"
+    patch_max_overhead: float = 0.10  # extra MACs patches may cost, as a fraction of the model's
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Compiled:
     program: CProgram
     model_sha256: str
     model_file: str
+    patch: Outcome | None = None  # the patch-based schedule search (None: not run)
 
     def files(self) -> dict[str, str]:
         return render(self.program)
@@ -83,8 +87,16 @@ def compile_model(model: str | Path | bytes, options: Options = Options()) -> Co
     src = read_tflite(data=data, name=Path(display).stem)
     validate(src)
     g = run_passes(src)
+    request = PatchRequest.parse(options.patch, options.patch_max_overhead)
     calls, macs = lower(g)
     plan = plan_memory(g, calls, alignment=options.alignment, strategy=options.allocator)
+    outcome = search(g, macs, plan.live_per_step, plan.arena_bytes, request,
+                     lambda pg: plan_memory(pg, lower(pg)[0], alignment=options.alignment,
+                                            strategy=options.allocator).arena_bytes)
+    if outcome.patched is not None:
+        g = outcome.patched.graph
+        calls, macs = lower(g)
+        plan = plan_memory(g, calls, alignment=options.alignment, strategy=options.allocator)
     prog = build_program(g, calls, plan, macs, prefix=options.prefix, model_file=display, model_sha256=sha)
     return Compiled(source_graph=src, graph=g, calls=calls, macs=macs, plan=plan, program=prog,
-                    model_sha256=sha, model_file=display)
+                    model_sha256=sha, model_file=display, patch=outcome)

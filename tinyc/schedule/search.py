@@ -1,0 +1,170 @@
+"""Choose the split point and grid: the smallest peak within a MAC-overhead budget.
+
+Every (stage, grid) candidate is first scored with a closed-form estimate (per patch, the
+bytes live at each stage op: the whole model input, the whole stage output, and the patch
+tensors alive at that op; after the stage, the unsplit plan's live bytes), which is cheap
+because rows and columns are independent. The best few are then unrolled and planned for
+real by the memory planner, and the smallest arena wins (ties: fewer MACs). The unsplit
+schedule is always a candidate, so patch mode never raises the peak.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from tinyc.errors import BadInput
+from tinyc.ir import Graph
+from tinyc.schedule.receptive_field import AxisPlan
+from tinyc.schedule.rewrite import Patched, patch_graph, plans
+from tinyc.schedule.stage import Stage, stages
+
+MAX_PARTS = 8
+REAL_PLANS = 4  # candidates planned for real after the estimate
+
+
+@dataclass(frozen=True)
+class Candidate:
+    split: int  # schedule index of the op whose output ends the stage
+    split_label: str
+    grid: tuple[int, int]
+    estimate_bytes: int
+    macs: int  # MACs of the whole model with this plan
+    mac_overhead: float
+    arena_bytes: int | None = None  # after real planning
+
+
+@dataclass(frozen=True)
+class PatchRequest:
+    """--patch: "off", "auto" or "NxM@LAYER" (LAYER: the report's layer index of the split op)."""
+
+    mode: str = "auto"
+    grid: tuple[int, int] | None = None
+    split: int | None = None
+    max_overhead: float = 0.10
+
+    @staticmethod
+    def parse(text: str, max_overhead: float = 0.10) -> "PatchRequest":
+        if not 0 <= max_overhead:
+            raise BadInput(f"--patch-max-overhead must be >= 0, got {max_overhead}")
+        t = text.strip().lower()
+        if t in ("off", "auto"):
+            return PatchRequest(mode=t, max_overhead=max_overhead)
+        mt = re.fullmatch(r"(\d+)x(\d+)@(\d+)", t)
+        if not mt:
+            raise BadInput(f"--patch {text!r}: expected off, auto or NxM@LAYER (e.g. 4x4@7, LAYER being "
+                           "the layer index tinyc report shows for the op that ends the patch stage)")
+        n, m, s = (int(v) for v in mt.groups())
+        if not (1 <= n <= 64 and 1 <= m <= 64):
+            raise BadInput(f"--patch {text!r}: grid sizes must be between 1 and 64")
+        return PatchRequest(mode="fixed", grid=(n, m), split=s, max_overhead=max_overhead)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    chosen: Candidate | None
+    patched: Patched | None
+    unpatched_arena_bytes: int
+    alternatives: tuple[Candidate, ...] = field(default_factory=tuple)
+
+
+def _lens(spans: Sequence[tuple[int, int]]) -> np.ndarray:
+    return np.array([b - a for a, b in spans], dtype=np.int64)
+
+
+def estimate(g: Graph, stage: Stage, rows: AxisPlan, cols: AxisPlan, rest_peak: int,
+             macs: Sequence[int]) -> tuple[int, int]:
+    """(peak bytes estimate, MACs of the stage run as patches)."""
+    last_reader: dict[str, int] = {}
+    for pos, op in enumerate(stage.ops):
+        for name in op.inputs:
+            if name is not None:
+                last_reader[name] = pos
+    last_reader[stage.output] = len(stage.ops) - 1
+    fixed = sum(g.t(x).nbytes for x in stage.inputs) + g.t(stage.output).nbytes
+    n, m = len(rows.parts), len(cols.parts)
+    per_pos = np.zeros((len(stage.ops), n, m), dtype=np.int64)
+    stage_macs = 0
+    for pos, op in enumerate(stage.ops):
+        t = g.t(op.outputs[0])
+        item = t.nbytes // t.size
+        r, c = _lens(rows.need[op.outputs[0]]), _lens(cols.need[op.outputs[0]])
+        size = np.outer(r, c) * t.shape[3] * item
+        per_pos[pos:last_reader.get(op.outputs[0], pos) + 1] += size
+        _, oh, ow, _ = t.shape
+        stage_macs += (macs[pos] // (oh * ow)) * int(r.sum()) * int(c.sum()) if oh * ow else 0
+        for slot, name in enumerate(op.inputs):
+            if name is None or g.t(name).is_const:
+                continue
+            src = g.t(name)
+            rr, cr = rows.reads[(pos, slot)], cols.reads[(pos, slot)]
+            if name in stage.inputs:
+                hr = [(0, src.shape[1])] * n
+                hc = [(0, src.shape[2])] * m
+            else:
+                hr, hc = list(rows.need[name]), list(cols.need[name])
+            crop_r = np.array([(x.lo, x.hi) != h for x, h in zip(rr, hr)])
+            crop_c = np.array([(x.lo, x.hi) != h for x, h in zip(cr, hc)])
+            mask = np.logical_or.outer(crop_r, crop_c)
+            if mask.any():
+                sz = np.outer(_lens([(x.lo, x.hi) for x in rr]), _lens([(x.lo, x.hi) for x in cr])) \
+                    * src.shape[3] * (src.nbytes // src.size)
+                per_pos[pos] += np.where(mask, sz, 0)
+    return max(int(per_pos.max()) + fixed, rest_peak), stage_macs
+
+
+def search(g: Graph, macs: Sequence[int], live_per_step: Sequence[int], unpatched_arena: int,
+           request: PatchRequest, plan_arena: Callable[[Graph], int]) -> Outcome:
+    """Pick the plan; `plan_arena(graph)` runs the real planner on an unrolled candidate."""
+    if request.mode == "off":
+        return Outcome(None, None, unpatched_arena)
+    total = max(int(sum(macs)), 1)
+    cands: list[Candidate] = []
+    found = stages(g)
+    if request.mode == "fixed":
+        st = next((s for s in found if s.split == request.split), None)
+        if st is None:
+            valid = ", ".join(str(s.split) for s in found) or "none"
+            raise BadInput(f"--patch {request.grid[0]}x{request.grid[1]}@{request.split}: layer {request.split} "
+                           f"cannot end a patch stage (valid split layers for this model: {valid})")
+        _, h, w, _ = g.t(st.output).shape
+        if request.grid[0] > h or request.grid[1] > w:
+            raise BadInput(f"--patch {request.grid[0]}x{request.grid[1]}@{request.split}: layer {request.split}'s "
+                           f"output is only {h}x{w}")
+        found, grids = [st], [request.grid]
+    best_bound = unpatched_arena
+    for st in found:
+        rest = max(live_per_step[st.split + 1:], default=0)
+        fixed = sum(g.t(x).nbytes for x in st.inputs) + g.t(st.output).nbytes
+        if request.mode == "auto" and max(rest, fixed) >= best_bound:
+            continue
+        _, h, w, _ = g.t(st.output).shape
+        if request.mode == "auto":
+            grids = [(a, b) for a in range(1, min(MAX_PARTS, h) + 1) for b in range(1, min(MAX_PARTS, w) + 1)
+                     if a * b > 1]
+        orig = sum(macs[:st.split + 1])
+        for grid in grids:
+            try:
+                rows, cols = plans(g, st, grid)
+            except ValueError:
+                continue  # a patch would read only padding: not a useful split
+            est, stage_macs = estimate(g, st, rows, cols, rest, macs)
+            over = (stage_macs - orig) / total
+            if request.mode == "auto" and over > request.max_overhead:
+                continue
+            cands.append(Candidate(split=st.split, split_label=g.ops[st.split].label, grid=grid,
+                                   estimate_bytes=est, macs=total - orig + stage_macs, mac_overhead=over))
+    cands.sort(key=lambda c: (c.estimate_bytes, c.macs))
+    real: list[tuple[Candidate, Patched]] = []
+    for c in cands[:REAL_PLANS]:
+        st = next(s for s in found if s.split == c.split)
+        p = patch_graph(g, st, c.grid)
+        real.append((Candidate(**{**c.__dict__, "arena_bytes": plan_arena(p.graph)}), p))
+    real.sort(key=lambda cp: (cp[0].arena_bytes, cp[0].macs))
+    alternatives = tuple(c for c, _ in real[1:]) + tuple(cands[REAL_PLANS:REAL_PLANS + 3])
+    if real and (request.mode == "fixed" or real[0][0].arena_bytes < unpatched_arena):
+        return Outcome(real[0][0], real[0][1], unpatched_arena, alternatives)
+    return Outcome(None, None, unpatched_arena, tuple(c for c, _ in real[:3]))
