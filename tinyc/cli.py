@@ -15,6 +15,7 @@ import numpy as np
 
 from tinyc import __version__
 from tinyc.errors import BadInput, CheckFailed, TinycError
+from tinyc.schedule.arguments import add_patch_arguments
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,12 +32,14 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     from tinyc.compiler import Options, compile_model
     from tinyc.report.report import build_report
     from tinyc.report.text import render_text
+    from tinyc.schedule.arguments import patch_options
     from tinyc.target.boards import get_board
 
     out = Path(args.output)
     board = get_board(args.board, [Path(d) for d in args.boards_dir])
     t0 = time.perf_counter()
-    compiled = compile_model(args.model, Options(prefix=args.name, alignment=args.align or board.alignment))
+    compiled = compile_model(args.model, Options(prefix=args.name, alignment=args.align or board.alignment,
+                                                 **patch_options(args)))
     files = compiled.files()
     if out.exists() and not out.is_dir():
         raise BadInput(f"{out} exists and is not a folder")
@@ -123,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-v", "--verbose", action="store_true", help="print every layer of the report")
     c.add_argument("--boards-dir", action="append", default=[], help="extra folder of board .toml files")
     c.add_argument("--force", action="store_true", help="overwrite existing files in the output folder")
+    add_patch_arguments(c)
     _add_common(c)
     c.set_defaults(func=_cmd_compile)
 

@@ -46,6 +46,28 @@ class Step:
     params_name: str
     fields: list[dict[str, str]]
     args: list[str]
+    patch: tuple[int, int] | None = None  # (row, col) of the patch this step computes
+
+
+@dataclass
+class Patch:
+    """One patch of a patch stage: a generated function running `steps`."""
+
+    row: int
+    col: int
+    function: str
+    steps: list[Step]
+
+
+@dataclass
+class Block:
+    """A run of the schedule: plain steps, or a patch stage (a loop over per-patch functions)."""
+
+    steps: list[Step] = field(default_factory=list)
+    patches: list[Patch] = field(default_factory=list)
+    grid: tuple[int, int] | None = None
+    table: str = ""  # name of the table of patch functions
+    comment: str = ""
 
 
 @dataclass
@@ -76,6 +98,7 @@ class CProgram:
     steps: list[Step] = field(default_factory=list)
     inputs: list[IOInfo] = field(default_factory=list)
     outputs: list[IOInfo] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
 
 
 def c_identifier(name: str) -> str:
@@ -183,10 +206,39 @@ def build_program(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs:
                 args.append(f"({cq}{t.ctype} *)(arena + {plan.offset(g, a.tensor)})")
         prog.steps.append(Step(index=op.index, comment=_describe_step(g, op, macs[step], call),
                                function=call.function, params_type=call.params_type, params_name=pname,
-                               fields=fields, args=args))
+                               fields=fields, args=args, patch=op.attrs.get("patch")))
+    prog.blocks = _blocks(g, prog.steps, prefix)
     prog.inputs = [_io(g, n, plan) for n in g.inputs]
     prog.outputs = [_io(g, n, plan) for n in g.outputs]
     return prog
+
+
+def _blocks(g: Graph, steps: list[Step], prefix: str) -> list[Block]:
+    """Group the steps of each patch stage (ops tagged attrs["patch"] by tinyc.schedule) into
+    one function per patch, called in a loop; every other step stays inline in invoke()."""
+    blocks: list[Block] = []
+    for op, s in zip(g.ops, steps):
+        if s.patch is None:
+            if not blocks or blocks[-1].grid is not None:
+                blocks.append(Block())
+            blocks[-1].steps.append(s)
+            continue
+        grid = tuple(op.attrs["grid"])
+        if not blocks or blocks[-1].grid is None or s.patch < (blocks[-1].patches[-1].row, blocks[-1].patches[-1].col):
+            k = sum(1 for b in blocks if b.grid is not None)
+            blocks.append(Block(grid=grid, table=f"{prefix}_stage{k}_patches"))
+        b = blocks[-1]
+        if not b.patches or (b.patches[-1].row, b.patches[-1].col) != s.patch:
+            k = sum(1 for x in blocks if x.grid is not None) - 1
+            b.patches.append(Patch(row=s.patch[0], col=s.patch[1], steps=[],
+                                   function=f"{prefix}_stage{k}_patch_{s.patch[0]}_{s.patch[1]}"))
+        b.patches[-1].steps.append(s)
+    for b in blocks:
+        if b.grid is not None:
+            first, last = b.patches[0].steps, b.patches[0].steps
+            b.comment = (f"layers #{first[0].index}..#{last[-1].index} run as a {b.grid[0]}x{b.grid[1]} grid of "
+                         f"patches of layer #{last[-1].index}'s output (MCUNetV2 patch-based inference)")
+    return blocks
 
 
 def np_itemsize(dtype: str) -> int:

@@ -7,16 +7,18 @@ import json
 from pathlib import Path
 
 from tinyc.errors import CheckFailed
+from tinyc.schedule.arguments import add_patch_arguments
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from tinyc.compiler import Options, compile_model
     from tinyc.report.report import build_report
     from tinyc.report.text import render_text
+    from tinyc.schedule.arguments import patch_options
     from tinyc.target.boards import get_board
 
     board = get_board(args.board, [Path(d) for d in args.boards_dir])
-    compiled = compile_model(args.model, Options(alignment=board.alignment))
+    compiled = compile_model(args.model, Options(alignment=board.alignment, **patch_options(args)))
     rep = build_report(compiled, board)
     if args.json:
         print(json.dumps(rep.to_json(), indent=2))
@@ -40,4 +42,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--json", action="store_true", help="print the report as one JSON document")
     r.add_argument("--plot", help="draw the memory timeline into FILE.png or FILE.svg")
     r.add_argument("--strict", action="store_true", help="exit 1 when the model does not fit the board")
+    add_patch_arguments(r)
     r.set_defaults(func=_cmd_report)

@@ -30,6 +30,7 @@ class LayerRow:
     live_bytes: int
     high_water_bytes: int
     is_peak: bool = False
+    patch: tuple[int, int] | None = None  # (row, col) when the layer runs inside a patch stage
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,13 @@ class Report:
     planner: str
     regions: list[RegionFit] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
+    patch: dict[str, Any] = field(default_factory=dict)  # the patch plan generated (see _patch_summary)
+    unpatched_arena_bytes: int | None = None
+
+    @property
+    def peak_sram_without_patches(self) -> int:
+        base = self.unpatched_arena_bytes if self.unpatched_arena_bytes is not None else (self.arena.bytes or 0)
+        return base + (self.static_data.bytes or 0) + (self.stack.bytes or 0)
 
     @property
     def peak_sram_bytes(self) -> int:
@@ -102,9 +110,11 @@ class Report:
             "regions": [{"name": r.name, "kind": r.kind, "capacity": r.capacity, "used": r.used,
                          "margin": r.margin, "fits": r.fits} for r in self.regions],
             "advice": self.advice,
+            "patch": {**self.patch, "peak_sram_bytes": self.peak_sram_bytes,
+                      "peak_sram_bytes_without_patches": self.peak_sram_without_patches},
             "layers": [{"step": r.step, "index": r.index, "op": r.op, "inputs": r.inputs, "outputs": r.outputs,
                         "macs": r.macs, "live_bytes": r.live_bytes, "high_water_bytes": r.high_water_bytes,
-                        "peak": r.is_peak} for r in self.layers],
+                        "peak": r.is_peak, "patch": list(r.patch) if r.patch else None} for r in self.layers],
         }
 
 
@@ -117,11 +127,30 @@ def _layers(c: Compiled) -> list[LayerRow]:
         rows.append(LayerRow(step=step, index=op.index, op=op.kind,
                              inputs=[list(g.t(i).shape) for i in op.inputs if i is not None and not g.t(i).is_const],
                              outputs=[list(g.t(o).shape) for o in op.outputs], macs=c.macs[step],
-                             live_bytes=plan.live_per_step[step], high_water_bytes=hw))
+                             live_bytes=plan.live_per_step[step], high_water_bytes=hw,
+                             patch=tuple(op.attrs["patch"]) if "patch" in op.attrs else None))
     if rows:
         peak = max(range(len(rows)), key=lambda i: (rows[i].live_bytes, -i))
         rows[peak] = LayerRow(**{**rows[peak].__dict__, "is_peak": True})
     return rows
+
+
+def _candidate(c: Any) -> dict[str, Any]:
+    return {"split": c.layer, "split_op": c.split_label, "grid": list(c.grid), "mac_overhead": round(c.mac_overhead, 4),
+            "arena_bytes": c.arena_bytes, "estimate_bytes": c.estimate_bytes}
+
+
+def _patch_summary(c: Compiled) -> dict[str, Any]:
+    """The plan the generated code runs: split None and grid None when it runs layer by layer."""
+    o = c.patch
+    if o is None or o.chosen is None or o.patched is None:
+        return {"split": None, "split_op": None, "grid": None, "mac_overhead": 0.0,
+                "arena_bytes": c.plan.arena_bytes, "regions": [],
+                "alternatives": [_candidate(a) for a in (o.alternatives if o else ())]}
+    ch = o.chosen
+    return {"split": ch.layer, "split_op": ch.split_label, "grid": list(ch.grid),
+            "mac_overhead": round(ch.mac_overhead, 4), "arena_bytes": c.plan.arena_bytes,
+            "regions": o.patched.regions(), "alternatives": [_candidate(a) for a in o.alternatives]}
 
 
 def cross_compile_sizes(c: Compiled, cpu: str, fpu: str | None, float_abi: str | None) -> tuple[int, int] | None:
@@ -176,7 +205,9 @@ def build_report(c: Compiled, board: Any | None = None) -> Report:
     rep = Report(model=c.model_file, board=board_name, layers=_layers(c),
                  arena=Figure(plan.arena_bytes, "planned"), lower_bound=Figure(plan.lower_bound_bytes, "planned"),
                  scratch=Figure(scratch, "planned"), static_data=Figure(0, "compiled"), stack=stack,
-                 weights=Figure(weights, "planned"), code=code, io_bytes=io_bytes, planner=plan.strategy)
+                 weights=Figure(weights, "planned"), code=code, io_bytes=io_bytes, planner=plan.strategy,
+                 patch=_patch_summary(c),
+                 unpatched_arena_bytes=c.patch.unpatched_arena_bytes if c.patch else plan.arena_bytes)
     if board is None or getattr(board, "cpu", "host") == "host":
         return rep
     regions, advice = _fit(rep, board)

@@ -26,6 +26,17 @@ class Patched:
     rows: AxisPlan
     cols: AxisPlan
     grid: tuple[int, int]
+    stage: Stage
+
+    def regions(self) -> list[dict[str, object]]:
+        """Per patch: the box of the stage output it computes and of each model input it reads."""
+        out = []
+        for i, (r0, r1) in enumerate(self.rows.parts):
+            for j, (c0, c1) in enumerate(self.cols.parts):
+                ins = {x: [*self.rows.need[x][i], *self.cols.need[x][j]] for x in self.stage.inputs
+                       if x in self.rows.need}
+                out.append({"patch": [i, j], "output": [r0, r1, c0, c1], "inputs": ins})
+        return out
 
 
 def plans(g: Graph, stage: Stage, grid: tuple[int, int]) -> tuple[AxisPlan, AxisPlan]:
@@ -95,4 +106,4 @@ def patch_graph(g: Graph, stage: Stage, grid: tuple[int, int]) -> Patched:
     all_tensors.update(tensors)
     out = g.replace(tensors=all_tensors, ops=tuple(new_ops) + tuple(g.ops[stage.split + 1:]), aliases=aliases)
     out.lint()
-    return Patched(graph=out, rows=rows, cols=cols, grid=grid)
+    return Patched(graph=out, rows=rows, cols=cols, grid=grid, stage=stage)

@@ -29,6 +29,7 @@ REAL_PLANS = 4  # candidates planned for real after the estimate
 @dataclass(frozen=True)
 class Candidate:
     split: int  # schedule index of the op whose output ends the stage
+    layer: int  # that op's index in the model (the report's "#", and --patch NxM@LAYER)
     split_label: str
     grid: tuple[int, int]
     estimate_bytes: int
@@ -39,7 +40,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class PatchRequest:
-    """--patch: "off", "auto" or "NxM@LAYER" (LAYER: the report's layer index of the split op)."""
+    """--patch: "off", "auto" or "NxM@LAYER" (LAYER: the model op index of the split op, the "#"
+    column of `tinyc report`)."""
 
     mode: str = "auto"
     grid: tuple[int, int] | None = None
@@ -125,9 +127,9 @@ def search(g: Graph, macs: Sequence[int], live_per_step: Sequence[int], unpatche
     cands: list[Candidate] = []
     found = stages(g)
     if request.mode == "fixed":
-        st = next((s for s in found if s.split == request.split), None)
+        st = next((s for s in found if s.ops[-1].index == request.split), None)
         if st is None:
-            valid = ", ".join(str(s.split) for s in found) or "none"
+            valid = ", ".join(str(s.ops[-1].index) for s in found) or "none"
             raise BadInput(f"--patch {request.grid[0]}x{request.grid[1]}@{request.split}: layer {request.split} "
                            f"cannot end a patch stage (valid split layers for this model: {valid})")
         _, h, w, _ = g.t(st.output).shape
@@ -155,7 +157,7 @@ def search(g: Graph, macs: Sequence[int], live_per_step: Sequence[int], unpatche
             over = (stage_macs - orig) / total
             if request.mode == "auto" and over > request.max_overhead:
                 continue
-            cands.append(Candidate(split=st.split, split_label=g.ops[st.split].label, grid=grid,
+            cands.append(Candidate(split=st.split, layer=st.ops[-1].index, split_label=st.ops[-1].label, grid=grid,
                                    estimate_bytes=est, macs=total - orig + stage_macs, mac_overhead=over))
     cands.sort(key=lambda c: (c.estimate_bytes, c.macs))
     real: list[tuple[Candidate, Patched]] = []

@@ -1,0 +1,21 @@
+"""The patch-based inference flags, shared by every command that compiles a model."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_patch_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--patch", default="auto", metavar="MODE",
+                   help="patch-based inference for the memory-heavy first stage: auto (default: the split and "
+                        "grid with the smallest peak SRAM within the MAC budget, or none when no split helps), "
+                        "off, or NxM@LAYER (an NxM grid ending at model op LAYER, the '#' of tinyc report)")
+    p.add_argument("--patch-max-overhead", type=float, default=0.10, metavar="FRACTION",
+                   help="most extra MACs patches may cost with --patch auto, as a fraction of the model's "
+                        "MACs (default 0.10)")
+
+
+def patch_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for tinyc.compiler.Options."""
+    return {"patch": getattr(args, "patch", "auto"), "patch_max_overhead": getattr(args, "patch_max_overhead", 0.10)}
