@@ -38,7 +38,7 @@ def test_report_totals_include_model_io_in_the_arena() -> None:
 def test_report_strict_exits_1_with_the_overflow_when_the_model_does_not_fit(
         capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["report", str(MODELS / "wake_vision/wv_quality_mobilenetv2.tflite"), "--board", "stm32f746",
-               "--strict"])
+               "--strict", "--patch", "off"])
     captured = capsys.readouterr()
     assert rc == 1
     assert "DOES NOT FIT" in captured.out
@@ -47,4 +47,21 @@ def test_report_strict_exits_1_with_the_overflow_when_the_model_does_not_fit(
 
 
 def test_report_without_strict_still_exits_0_when_it_does_not_fit() -> None:
-    assert main(["report", str(MODELS / "wake_vision/wv_quality_mobilenetv2.tflite"), "--board", "stm32f746"]) == 0
+    assert main(["report", str(MODELS / "wake_vision/wv_quality_mobilenetv2.tflite"), "--board", "stm32f746",
+                 "--patch", "off"]) == 0
+
+
+def test_patch_mode_makes_mobilenetv2_fit_the_f746_by_itself(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 4: WV MobileNetV2 (TFLM arena 1,215,024 B) does not fit layer by layer; the default
+    --patch auto picks a plan that does, input included, and the JSON says which."""
+    assert main(["report", str(MODELS / "wake_vision/wv_quality_mobilenetv2.tflite"), "--board", "stm32f746",
+                 "--json", "--strict"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    p = doc["patch"]
+    assert doc["fits"] is True and p["grid"] and p["split"] is not None
+    assert p["peak_sram_bytes"] == doc["peak_sram_bytes"] <= 320 * 1024
+    assert p["peak_sram_bytes_without_patches"] > 320 * 1024
+    assert 0 < p["mac_overhead"] <= 0.10
+    assert doc["io_bytes"] >= 224 * 224 * 3  # the input is in the arena figure
+    layers = [r for r in doc["layers"] if r["patch"] is not None]
+    assert len({tuple(r["patch"]) for r in layers}) == p["grid"][0] * p["grid"][1]
