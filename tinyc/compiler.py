@@ -30,6 +30,7 @@ class Options:
     allocator: str | None = None  # None: try every registered allocator, keep the best
     patch: str = "auto"  # patch-based inference: "auto", "off" or "NxM@LAYER"
     patch_max_overhead: float = 0.10  # extra MACs patches may cost, as a fraction of the model's
+    patch_input: str = "whole"  # "stream": the patch stage reads its model input through read_input()
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def compile_model(model: str | Path | bytes, options: Options = Options()) -> Co
     src = read_tflite(data=data, name=Path(display).stem)
     validate(src)
     g = run_passes(src)
-    request = PatchRequest.parse(options.patch, options.patch_max_overhead)
+    request = PatchRequest.parse(options.patch, options.patch_max_overhead, options.patch_input)
     calls, macs = lower(g)
     plan = plan_memory(g, calls, alignment=options.alignment, strategy=options.allocator)
     outcome = search(g, macs, plan.live_per_step, plan.arena_bytes, request,

@@ -96,6 +96,8 @@ class Graph:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     aliases: Mapping[str, str] = field(default_factory=dict)
+    #: model inputs read patch by patch through the application's read_input hook, never held in the arena
+    streamed: frozenset[str] = frozenset()
 
     def t(self, name: str) -> Tensor:
         return self.tensors[name]

@@ -102,8 +102,9 @@ def _stress_model() -> bytes:
     return n.head()
 
 
-def _check(model: bytes | str, patch: str, n: int = 6) -> None:
-    c = compile_model(model, Options(patch=patch))
+def _check(model: bytes | str, patch: str, n: int = 6, options: dict | None = None) -> None:
+    opts = Options(patch=patch, **(options or {}))
+    c = compile_model(model, opts)
     x = c.source_graph.t(c.source_graph.inputs[0])
     rng = np.random.default_rng(7)
     if x.dtype == "float32":
@@ -112,7 +113,7 @@ def _check(model: bytes | str, patch: str, n: int = 6) -> None:
         info = np.iinfo(np.dtype(x.dtype))
         data = rng.integers(info.min, info.max, size=(n, *x.shape), endpoint=True).astype(x.dtype)
     want = run_tflm(model if isinstance(model, bytes) else str(model), [data])
-    got = run_on_host(model, [data], options=Options(patch=patch), sanitize=True)
+    got = run_on_host(model, [data], options=opts, sanitize=True)
     for a, b in zip(got, want):
         assert a.dtype == b.dtype and a.shape == b.shape
         np.testing.assert_array_equal(a, b, err_msg=f"patch {patch}")

@@ -75,8 +75,9 @@ class IOInfo:
     dtype: str
     shape: list[int]
     quant: str
-    offset: int
+    offset: int  # in the arena; -1 for a streamed input
     nbytes: int
+    streamed: bool = False
 
 
 @dataclass
@@ -94,6 +95,7 @@ class CProgram:
     weight_bytes: int
     headers: list[str]
     sources: list[str]
+    streamed: bool = False  # some input is read through <prefix>_read_input()
     arrays: list[CArray] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     inputs: list[IOInfo] = field(default_factory=list)
@@ -205,10 +207,11 @@ def build_program(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs:
                 cq = "const " if a.kind == "in" else ""
                 args.append(f"({cq}{t.ctype} *)(arena + {plan.offset(g, a.tensor)})")
         prog.steps.append(Step(index=op.index, comment=_describe_step(g, op, macs[step], call),
-                               function=call.function, params_type=call.params_type, params_name=pname,
+                               function=call.function.replace("{prefix}", prefix), params_type=call.params_type, params_name=pname,
                                fields=fields, args=args, patch=op.attrs.get("patch")))
     prog.blocks = _blocks(g, prog.steps, prefix)
     prog.inputs = [_io(g, n, plan) for n in g.inputs]
+    prog.streamed = any(io.streamed for io in prog.inputs)
     prog.outputs = [_io(g, n, plan) for n in g.outputs]
     return prog
 
@@ -248,6 +251,8 @@ def np_itemsize(dtype: str) -> int:
 def _io(g: Graph, name: str, plan: MemoryPlan) -> IOInfo:
     t: Tensor = g.t(name)
     q = f", scale {t.quant.s!r}, zero point {t.quant.zp}" if t.quant is not None else ""
+    if name in g.streamed:
+        return IOInfo(dtype=t.dtype, shape=list(t.shape), quant=q, offset=-1, nbytes=t.nbytes, streamed=True)
     return IOInfo(dtype=t.dtype, shape=list(t.shape), quant=q, offset=plan.offset(g, name), nbytes=t.nbytes)
 
 

@@ -45,7 +45,8 @@ def buffers(g: Graph, calls: Sequence[KernelCall]) -> list[Buffer]:
         last[s] = max(last.get(s, step), step)
 
     for name in g.inputs:
-        touch(name, 0)
+        if name not in g.streamed:
+            touch(name, 0)
     for step, op in enumerate(g.ops):
         for name in op.inputs:
             if name is not None:

@@ -77,3 +77,23 @@ class Place(_CopyBox):
 
     def full_and_patch(self, op: Op, g: Graph) -> tuple[str, str]:
         return op.outputs[0], op.inputs[0]
+
+
+@register("TINYC_READ_INPUT")
+class ReadInput(OpSupport):
+    """A box of a streamed model input, fetched through the generated `<prefix>_read_input` hook
+    (the application's camera or external-RAM reader, or the default buffer reader)."""
+
+    def macs(self, op: Op, g: Graph) -> int:
+        return 0
+
+    def lower(self, op: Op, g: Graph) -> KernelCall:
+        src = g.t(op.attrs["source"])
+        _, h, w, c = src.shape
+        y0, y1, x0, x1 = op.attrs["box"]
+        item = src.nbytes // src.size
+        params = dict(input=op.attrs["input_index"], y0=y0, y1=y1, x0=x0, x1=x1, row_bytes=w * c * item,
+                      pixel_bytes=c * item)
+        return KernelCall(function="{prefix}_read_input", header="tinyc/copy_box.h", sources=(),
+                          params_type="tinyc_input_box_t", params=params, args=(Arg("out", op.outputs[0]),),
+                          comment=f"streamed input {op.attrs['input_index']}: rows {y0}..{y1 - 1}, cols {x0}..{x1 - 1}")

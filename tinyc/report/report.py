@@ -73,6 +73,7 @@ class Report:
     advice: list[str] = field(default_factory=list)
     patch: dict[str, Any] = field(default_factory=dict)  # the patch plan generated (see _patch_summary)
     unpatched_arena_bytes: int | None = None
+    streamed_input_bytes: int = 0  # model inputs read per patch through <prefix>_read_input(), not in SRAM
 
     @property
     def peak_sram_without_patches(self) -> int:
@@ -102,6 +103,7 @@ class Report:
             "arena_bytes": self.arena.bytes, "lower_bound_bytes": self.lower_bound.bytes,
             "scratch_bytes": self.scratch.bytes, "static_data_bytes": self.static_data.bytes,
             "stack_bytes": self.stack.bytes, "io_bytes": self.io_bytes,
+            "streamed_input_bytes": self.streamed_input_bytes,
             "peak_sram_bytes": self.peak_sram_bytes, "flash_bytes": self.flash_bytes,
             "weights_bytes": self.weights.bytes, "code_bytes": self.code.bytes,
             "how": {k: getattr(self, k).how for k in ("arena", "lower_bound", "scratch", "static_data", "stack",
@@ -144,11 +146,12 @@ def _patch_summary(c: Compiled) -> dict[str, Any]:
     """The plan the generated code runs: split None and grid None when it runs layer by layer."""
     o = c.patch
     if o is None or o.chosen is None or o.patched is None:
-        return {"split": None, "split_op": None, "grid": None, "mac_overhead": 0.0,
+        return {"split": None, "split_op": None, "grid": None, "mac_overhead": 0.0, "input": "whole",
                 "arena_bytes": c.plan.arena_bytes, "regions": [],
                 "alternatives": [_candidate(a) for a in (o.alternatives if o else ())]}
     ch = o.chosen
     return {"split": ch.layer, "split_op": ch.split_label, "grid": list(ch.grid),
+            "input": "stream" if c.graph.streamed else "whole",
             "mac_overhead": round(ch.mac_overhead, 4), "arena_bytes": c.plan.arena_bytes,
             "regions": o.patched.regions(), "alternatives": [_candidate(a) for a in o.alternatives]}
 
@@ -191,7 +194,8 @@ def cross_compile_sizes(c: Compiled, cpu: str, fpu: str | None, float_abi: str |
 def build_report(c: Compiled, board: Any | None = None) -> Report:
     plan = c.plan
     scratch = sum(b.size for b in plan.buffers if b.name.startswith("scratch"))
-    io_bytes = sum(c.graph.t(n).nbytes for n in c.graph.inputs + c.graph.outputs)
+    io_bytes = sum(c.graph.t(n).nbytes for n in c.graph.inputs + c.graph.outputs if n not in c.graph.streamed)
+    streamed = sum(c.graph.t(n).nbytes for n in c.graph.streamed)
     weights = c.program.weight_bytes
     on_host = board is None or getattr(board, "cpu", "host") == "host"
     why = "not computed for the host" if on_host else "unknown (arm-none-eabi-gcc not installed)"
@@ -206,7 +210,7 @@ def build_report(c: Compiled, board: Any | None = None) -> Report:
                  arena=Figure(plan.arena_bytes, "planned"), lower_bound=Figure(plan.lower_bound_bytes, "planned"),
                  scratch=Figure(scratch, "planned"), static_data=Figure(0, "compiled"), stack=stack,
                  weights=Figure(weights, "planned"), code=code, io_bytes=io_bytes, planner=plan.strategy,
-                 patch=_patch_summary(c),
+                 patch=_patch_summary(c), streamed_input_bytes=streamed,
                  unpatched_arena_bytes=c.patch.unpatched_arena_bytes if c.patch else plan.arena_bytes)
     if board is None or getattr(board, "cpu", "host") == "host":
         return rep

@@ -65,6 +65,10 @@ def render_text(rep: Report, max_layers: int | None = None) -> str:
     lines.append(fig("  lower bound", rep.lower_bound, " = largest live set"))
     lines.append(fig("  of which scratch", rep.scratch))
     lines.append(f"  {'  of which model I/O':<20} {rep.io_bytes:>12,} B  (inside the arena, always counted)")
+    if rep.streamed_input_bytes:
+        lines.append(f"  {'streamed input':<20} {rep.streamed_input_bytes:>12,} B  (not in SRAM: read box by box "
+                     "through <name>_read_input(); the default reader keeps it in a buffer outside the arena, "
+                     "<NAME>_INPUT_ATTR places it)")
     lines.append(fig("runtime static data", rep.static_data))
     lines.append(fig("stack", rep.stack))
     lines.append(f"  {'peak SRAM':<20} {rep.peak_sram_bytes:>12,} B  (arena + static data + stack)")
@@ -78,7 +82,8 @@ def render_text(rep: Report, max_layers: int | None = None) -> str:
         sizes = sorted({(r["output"][1] - r["output"][0], r["output"][3] - r["output"][2]) for r in regions})
         ins = sorted({(b[1] - b[0], b[3] - b[2]) for r in regions for b in r["inputs"].values()})
         lines.append(f"  layers up to #{pt['split']} ({pt['split_op']}) run as a {pt['grid'][0]}x{pt['grid'][1]} grid "
-                     f"of patches, +{pt['mac_overhead'] * 100:.1f} % MACs (halo recomputation)")
+                     f"of patches, +{pt['mac_overhead'] * 100:.1f} % MACs (halo recomputation), model input "
+                     + ("streamed per patch" if pt.get("input") == "stream" else "kept whole in the arena"))
         lines.append(f"  patch output regions {', '.join(f'{h}x{w}' for h, w in sizes)}; input regions "
                      f"{', '.join(f'{h}x{w}' for h, w in ins) or '-'} (rows x cols)")
     else:

@@ -14,8 +14,14 @@ def add_patch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patch-max-overhead", type=float, default=0.10, metavar="FRACTION",
                    help="most extra MACs patches may cost with --patch auto, as a fraction of the model's "
                         "MACs (default 0.10)")
+    p.add_argument("--patch-input", choices=("whole", "stream"), default="whole",
+                   help="whole (default): the model input sits in the arena, written through <name>_input(); "
+                        "stream: the patch stage fetches only the boxes it needs through <name>_read_input(), "
+                        "which your application implements (camera, external RAM), so the input never "
+                        "occupies SRAM whole")
 
 
 def patch_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for tinyc.compiler.Options."""
-    return {"patch": getattr(args, "patch", "auto"), "patch_max_overhead": getattr(args, "patch_max_overhead", 0.10)}
+    return {"patch": getattr(args, "patch", "auto"), "patch_max_overhead": getattr(args, "patch_max_overhead", 0.10),
+            "patch_input": getattr(args, "patch_input", "whole")}

@@ -44,8 +44,17 @@ def plans(g: Graph, stage: Stage, grid: tuple[int, int]) -> tuple[AxisPlan, Axis
     return (axis_plan(g, stage, 0, split(h, grid[0])), axis_plan(g, stage, 1, split(w, grid[1])))
 
 
-def patch_graph(g: Graph, stage: Stage, grid: tuple[int, int]) -> Patched:
+def streamable(g: Graph, stage: Stage) -> set[str]:
+    """Model inputs nothing after the stage reads: they can be streamed patch by patch."""
+    later = {n for op in g.ops[stage.split + 1:] for n in op.inputs if n is not None}
+    return {x for x in stage.inputs if x not in later and x not in g.outputs}
+
+
+def patch_graph(g: Graph, stage: Stage, grid: tuple[int, int], stream: bool = False) -> Patched:
+    """stream: model inputs only the stage reads are fetched per patch with TINYC_READ_INPUT
+    (the application's reader) instead of being held whole in the arena."""
     rows, cols = plans(g, stage, grid)
+    streamed = streamable(g, stage) if stream else set()
     n, m = grid
     tensors: dict[str, Tensor] = {}
     aliases = dict(g.aliases)
@@ -78,7 +87,13 @@ def patch_graph(g: Graph, stage: Stage, grid: tuple[int, int]) -> Patched:
                     if slot == 0:
                         pads = (r.pad_before, r.pad_after, c.pad_before, c.pad_after)
                     src, box = have[name]
-                    if box != want:
+                    if name in streamed:
+                        fetched = patch_tensor(name, f"{name}@read{pos}_{slot}p{i}_{j}", want)
+                        new_ops.append(Op("TINYC_READ_INPUT", (), (fetched,),
+                                          {"box": want, "source": name, "input_index": g.inputs.index(name), **tag},
+                                          index=op.index))
+                        src = fetched
+                    elif box != want:
                         rel = (want[0] - box[0], want[1] - box[0], want[2] - box[2], want[3] - box[2])
                         crop = patch_tensor(name, f"{name}@crop{pos}_{slot}p{i}_{j}", want)
                         new_ops.append(Op("TINYC_CROP", (src,), (crop,), {"box": rel, **tag}, index=op.index))
@@ -104,6 +119,7 @@ def patch_graph(g: Graph, stage: Stage, grid: tuple[int, int]) -> Patched:
     dropped = {o for op in stage.ops for o in op.outputs} - {y}
     all_tensors = {k: v for k, v in g.tensors.items() if k not in dropped}
     all_tensors.update(tensors)
-    out = g.replace(tensors=all_tensors, ops=tuple(new_ops) + tuple(g.ops[stage.split + 1:]), aliases=aliases)
+    out = g.replace(tensors=all_tensors, ops=tuple(new_ops) + tuple(g.ops[stage.split + 1:]), aliases=aliases,
+                    streamed=frozenset(streamed))
     out.lint()
     return Patched(graph=out, rows=rows, cols=cols, grid=grid, stage=stage)

@@ -19,7 +19,7 @@ import numpy as np
 from tinyc.errors import BadInput
 from tinyc.ir import Graph
 from tinyc.schedule.receptive_field import AxisPlan
-from tinyc.schedule.rewrite import Patched, patch_graph, plans
+from tinyc.schedule.rewrite import Patched, patch_graph, plans, streamable
 from tinyc.schedule.stage import Stage, stages
 
 MAX_PARTS = 8
@@ -47,14 +47,20 @@ class PatchRequest:
     grid: tuple[int, int] | None = None
     split: int | None = None
     max_overhead: float = 0.10
+    stream: bool = False  # --patch-input stream: the stage's model inputs are read per patch
 
     @staticmethod
-    def parse(text: str, max_overhead: float = 0.10) -> "PatchRequest":
+    def parse(text: str, max_overhead: float = 0.10, patch_input: str = "whole") -> "PatchRequest":
         if not 0 <= max_overhead:
             raise BadInput(f"--patch-max-overhead must be >= 0, got {max_overhead}")
+        if patch_input not in ("whole", "stream"):
+            raise BadInput(f"--patch-input {patch_input!r}: expected whole or stream")
+        stream = patch_input == "stream"
         t = text.strip().lower()
         if t in ("off", "auto"):
-            return PatchRequest(mode=t, max_overhead=max_overhead)
+            if t == "off" and stream:
+                raise BadInput("--patch-input stream needs patch-based inference (--patch auto or NxM@LAYER)")
+            return PatchRequest(mode=t, max_overhead=max_overhead, stream=stream)
         mt = re.fullmatch(r"(\d+)x(\d+)@(\d+)", t)
         if not mt:
             raise BadInput(f"--patch {text!r}: expected off, auto or NxM@LAYER (e.g. 4x4@7, LAYER being "
@@ -62,7 +68,7 @@ class PatchRequest:
         n, m, s = (int(v) for v in mt.groups())
         if not (1 <= n <= 64 and 1 <= m <= 64):
             raise BadInput(f"--patch {text!r}: grid sizes must be between 1 and 64")
-        return PatchRequest(mode="fixed", grid=(n, m), split=s, max_overhead=max_overhead)
+        return PatchRequest(mode="fixed", grid=(n, m), split=s, max_overhead=max_overhead, stream=stream)
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ def _lens(spans: Sequence[tuple[int, int]]) -> np.ndarray:
 
 
 def estimate(g: Graph, stage: Stage, rows: AxisPlan, cols: AxisPlan, rest_peak: int,
-             macs: Sequence[int]) -> tuple[int, int]:
+             macs: Sequence[int], streamed: set[str] = frozenset()) -> tuple[int, int]:
     """(peak bytes estimate, MACs of the stage run as patches)."""
     last_reader: dict[str, int] = {}
     for pos, op in enumerate(stage.ops):
@@ -86,7 +92,7 @@ def estimate(g: Graph, stage: Stage, rows: AxisPlan, cols: AxisPlan, rest_peak: 
             if name is not None:
                 last_reader[name] = pos
     last_reader[stage.output] = len(stage.ops) - 1
-    fixed = sum(g.t(x).nbytes for x in stage.inputs) + g.t(stage.output).nbytes
+    fixed = sum(g.t(x).nbytes for x in stage.inputs if x not in streamed) + g.t(stage.output).nbytes
     n, m = len(rows.parts), len(cols.parts)
     per_pos = np.zeros((len(stage.ops), n, m), dtype=np.int64)
     stage_macs = 0
@@ -110,7 +116,7 @@ def estimate(g: Graph, stage: Stage, rows: AxisPlan, cols: AxisPlan, rest_peak: 
                 hr, hc = list(rows.need[name]), list(cols.need[name])
             crop_r = np.array([(x.lo, x.hi) != h for x, h in zip(rr, hr)])
             crop_c = np.array([(x.lo, x.hi) != h for x, h in zip(cr, hc)])
-            mask = np.logical_or.outer(crop_r, crop_c)
+            mask = np.logical_or.outer(crop_r, crop_c) | (name in streamed)
             if mask.any():
                 sz = np.outer(_lens([(x.lo, x.hi) for x in rr]), _lens([(x.lo, x.hi) for x in cr])) \
                     * src.shape[3] * (src.nbytes // src.size)
@@ -140,7 +146,8 @@ def search(g: Graph, macs: Sequence[int], live_per_step: Sequence[int], unpatche
     best_bound = unpatched_arena
     for st in found:
         rest = max(live_per_step[st.split + 1:], default=0)
-        fixed = sum(g.t(x).nbytes for x in st.inputs) + g.t(st.output).nbytes
+        streamed = streamable(g, st) if request.stream else set()
+        fixed = sum(g.t(x).nbytes for x in st.inputs if x not in streamed) + g.t(st.output).nbytes
         if request.mode == "auto" and max(rest, fixed) >= best_bound:
             continue
         _, h, w, _ = g.t(st.output).shape
@@ -153,7 +160,7 @@ def search(g: Graph, macs: Sequence[int], live_per_step: Sequence[int], unpatche
                 rows, cols = plans(g, st, grid)
             except ValueError:
                 continue  # a patch would read only padding: not a useful split
-            est, stage_macs = estimate(g, st, rows, cols, rest, macs)
+            est, stage_macs = estimate(g, st, rows, cols, rest, macs, streamed)
             over = (stage_macs - orig) / total
             if request.mode == "auto" and over > request.max_overhead:
                 continue
@@ -163,7 +170,7 @@ def search(g: Graph, macs: Sequence[int], live_per_step: Sequence[int], unpatche
     real: list[tuple[Candidate, Patched]] = []
     for c in cands[:REAL_PLANS]:
         st = next(s for s in found if s.split == c.split)
-        p = patch_graph(g, st, c.grid)
+        p = patch_graph(g, st, c.grid, stream=request.stream)
         real.append((Candidate(**{**c.__dict__, "arena_bytes": plan_arena(p.graph)}), p))
     real.sort(key=lambda cp: (cp[0].arena_bytes, cp[0].macs))
     alternatives = tuple(c for c, _ in real[1:]) + tuple(cands[REAL_PLANS:REAL_PLANS + 3])

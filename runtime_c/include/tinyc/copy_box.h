@@ -18,4 +18,14 @@ typedef struct {
 
 void tinyc_copy_box(const tinyc_copy_box_params_t *p, const void *src, void *dst);
 
+/* A box of a streamed model input (compile with --patch-input stream): rows y0..y1-1 and
+ * columns x0..x1-1 of input `input`, every channel, to be written packed (row-major) to dst.
+ * row_bytes is one full row of the input, pixel_bytes one pixel (channels x element size). */
+typedef struct {
+  int32_t input;
+  int32_t y0, y1, x0, x1;
+  uint32_t row_bytes;
+  uint32_t pixel_bytes;
+} tinyc_input_box_t;
+
 #endif /* TINYC_COPY_BOX_H */
