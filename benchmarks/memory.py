@@ -1,5 +1,6 @@
 """Arena bytes per shared model: tinyc vs its own lower bound, TFLM (measured live with the
-tflite-micro recording allocator) and TinyEngine's published figures.
+tflite-micro recording allocator) and TinyEngine's published figures; then patch-based
+inference (MCUNetV2) with the input kept whole and streamed, vs TinyEngine's patch plans.
 
     python benchmarks/memory.py [--models DIR]
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tinyc.compiler import compile_model  # noqa: E402
+from tinyc.compiler import Options, compile_model  # noqa: E402
 from tinyc.errors import TinycError  # noqa: E402
 from tinyc.shared_data import shared_dir  # noqa: E402
 from tinyc.validate.reference import tflm_arena_bytes  # noqa: E402
@@ -25,6 +26,18 @@ TINYENGINE = {
     "hanlab/mcunetv2_large.tflite": 1_431_784,
     "hanlab/detection.tflite": 257_448,
 }
+# TinyEngine's patch-based plans (input excluded): the issue-4 reference points.
+TINYENGINE_PATCH = {
+    "hanlab/mcunetv2_large.tflite": (444_168, "4x4"),
+    "hanlab/vww.tflite": (62_352, "2x2"),
+}
+
+
+def _patch(p: Path, patch_input: str) -> tuple[int, str]:
+    c = compile_model(p, Options(patch="auto", patch_input=patch_input))
+    ch = c.patch.chosen if c.patch else None
+    plan = f"{ch.grid[0]}x{ch.grid[1]}@{ch.layer} +{ch.mac_overhead * 100:.1f}%MAC" if ch else "none"
+    return c.plan.arena_bytes, plan
 
 
 def main() -> int:
@@ -36,7 +49,7 @@ def main() -> int:
     for p in sorted(root.glob("*/*.tflite")):
         name = str(p.relative_to(root))
         try:
-            c = compile_model(p)
+            c = compile_model(p, Options(patch="off"))
             arena, lower, strategy = c.plan.arena_bytes, c.plan.lower_bound_bytes, c.plan.strategy
         except TinycError as e:
             rows.append((name, None, None, None, None, str(e).split(".")[0][:60]))
@@ -60,6 +73,23 @@ def main() -> int:
         print(f"{name:<52} {arena:>10,} {lower:>10,} {gap:>6} {tflm or 0:>10,} {vs_tflm:>8} "
               f"{te or 0:>11,} {vs_te:>7}  {note}")
     print("\ntinyc arena includes the model input and output; TinyEngine's figures exclude the input image.")
+
+    print("\nPatch-based inference (--patch auto, MAC overhead budget 10 %)")
+    hdr = (f"{'model':<52} {'layer-by-layer':>14} {'patch, input whole':>32} {'patch, input streamed':>32} "
+           f"{'TinyEngine patch':>18}")
+    print(hdr)
+    print("-" * len(hdr))
+    for name, arena, *_ in rows:
+        if arena is None:
+            continue
+        whole, wplan = _patch(root / name, "whole")
+        stream, splan = _patch(root / name, "stream")
+        te = TINYENGINE_PATCH.get(name)
+        te_s = f"{te[0]:,} ({te[1]})" if te else "-"
+        print(f"{name:<52} {arena:>14,} {whole:>10,} {wplan:>21} {stream:>10,} {splan:>21} {te_s:>18}")
+    print("\npatch arenas: whole = the input in the arena; streamed = only the input boxes a patch reads "
+          "(the application's <name>_read_input() supplies them). Peak SRAM adds stack and static data "
+          "(tinyc report).")
     return 0
 
 
