@@ -146,11 +146,12 @@ def _patch_summary(c: Compiled) -> dict[str, Any]:
     """The plan the generated code runs: split None and grid None when it runs layer by layer."""
     o = c.patch
     if o is None or o.chosen is None or o.patched is None:
-        return {"split": None, "split_op": None, "grid": None, "mac_overhead": 0.0, "input": "whole",
+        return {"mode": o.mode if o else "off", "split": None, "split_op": None, "grid": None, "mac_overhead": 0.0,
+                "input": "whole",
                 "arena_bytes": c.plan.arena_bytes, "regions": [],
                 "alternatives": [_candidate(a) for a in (o.alternatives if o else ())]}
     ch = o.chosen
-    return {"split": ch.layer, "split_op": ch.split_label, "grid": list(ch.grid),
+    return {"mode": o.mode, "split": ch.layer, "split_op": ch.split_label, "grid": list(ch.grid),
             "input": "stream" if c.graph.streamed else "whole",
             "mac_overhead": round(ch.mac_overhead, 4), "arena_bytes": c.plan.arena_bytes,
             "regions": o.patched.regions(), "alternatives": [_candidate(a) for a in o.alternatives]}
@@ -239,8 +240,18 @@ def _fit(rep: Report, board: Any) -> tuple[list[RegionFit], list[str]]:
     for f in fits:
         if not f.fits:
             if f.kind == "ram":
-                advice.append(f"SRAM over by {-f.margin:,} B: use patch-based inference for the memory-heavy first "
-                              f"stage, a smaller input resolution or width multiplier, or a board with more SRAM")
+                pt = rep.patch or {}
+                if not pt.get("grid"):
+                    hint = ("patch-based inference found no split that lowers the peak within the MAC budget: "
+                            "try --patch-max-overhead 0.2 or --patch-input stream" if pt.get("mode") != "off"
+                            else "use patch-based inference (--patch auto)")
+                elif pt.get("input") != "stream":
+                    hint = ("patches are on with the input kept whole: --patch-input stream reads the input box "
+                            "by box (your application supplies <name>_read_input())")
+                else:
+                    hint = "patches are on with a streamed input: try --patch-max-overhead 0.2"
+                advice.append(f"SRAM over by {-f.margin:,} B: {hint}; or a smaller input resolution or width "
+                              f"multiplier, or a board with more SRAM")
             else:
                 advice.append(f"flash over by {-f.margin:,} B: prune or shrink the model, or a board with more flash")
     return fits, advice

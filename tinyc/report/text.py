@@ -87,8 +87,8 @@ def render_text(rep: Report, max_layers: int | None = None) -> str:
         lines.append(f"  patch output regions {', '.join(f'{h}x{w}' for h, w in sizes)}; input regions "
                      f"{', '.join(f'{h}x{w}' for h, w in ins) or '-'} (rows x cols)")
     else:
-        lines.append("  none: layer-by-layer execution" + (" (no split lowers the peak within the MAC budget)"
-                                                           if pt.get("alternatives") is not None else ""))
+        lines.append("  none: layer-by-layer execution" + (" (--patch off)" if pt.get("mode") == "off" else
+                                                           " (no split lowers the peak within the MAC budget)"))
     lines.append(f"  peak SRAM {rep.peak_sram_bytes:,} B with this plan, {rep.peak_sram_without_patches:,} B "
                  "layer by layer")
     for a in pt.get("alternatives", [])[:3]:

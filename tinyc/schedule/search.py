@@ -24,6 +24,9 @@ from tinyc.schedule.stage import Stage, stages
 
 MAX_PARTS = 8
 REAL_PLANS = 4  # candidates planned for real after the estimate
+# A patch loop adds a stack frame (the patch function) that the arena figure does not show:
+# auto mode wants at least this much arena saved, so the peak SRAM can only go down.
+MIN_SAVING = 64
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Outcome:
     patched: Patched | None
     unpatched_arena_bytes: int
     alternatives: tuple[Candidate, ...] = field(default_factory=tuple)
+    mode: str = "auto"  # the request: auto, off or fixed
 
 
 def _lens(spans: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -128,7 +132,7 @@ def search(g: Graph, macs: Sequence[int], live_per_step: Sequence[int], unpatche
            request: PatchRequest, plan_arena: Callable[[Graph], int]) -> Outcome:
     """Pick the plan; `plan_arena(graph)` runs the real planner on an unrolled candidate."""
     if request.mode == "off":
-        return Outcome(None, None, unpatched_arena)
+        return Outcome(None, None, unpatched_arena, mode="off")
     total = max(int(sum(macs)), 1)
     cands: list[Candidate] = []
     found = stages(g)
@@ -174,6 +178,6 @@ def search(g: Graph, macs: Sequence[int], live_per_step: Sequence[int], unpatche
         real.append((Candidate(**{**c.__dict__, "arena_bytes": plan_arena(p.graph)}), p))
     real.sort(key=lambda cp: (cp[0].arena_bytes, cp[0].macs))
     alternatives = tuple(c for c, _ in real[1:]) + tuple(cands[REAL_PLANS:REAL_PLANS + 3])
-    if real and (request.mode == "fixed" or real[0][0].arena_bytes < unpatched_arena):
-        return Outcome(real[0][0], real[0][1], unpatched_arena, alternatives)
-    return Outcome(None, None, unpatched_arena, tuple(c for c, _ in real[:3]))
+    if real and (request.mode == "fixed" or real[0][0].arena_bytes <= unpatched_arena - MIN_SAVING):
+        return Outcome(real[0][0], real[0][1], unpatched_arena, alternatives, mode=request.mode)
+    return Outcome(None, None, unpatched_arena, tuple(c for c, _ in real[:3]), mode=request.mode)
