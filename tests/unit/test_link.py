@@ -75,6 +75,38 @@ def test_dropped_byte_in_request():
     assert outs == sum_model([DATA]) and link.retransmissions == 1
 
 
+def test_lost_invoke_request_is_resent_after_the_short_timeout():
+    """No ACK within the per-frame timeout: resend now, not after the (long) inference timeout."""
+    board = SimulatedBoard()
+    link = Link(board, timeout=TIMEOUT, invoke_timeout=30.0, name="sim")
+    link.connect()
+    link.set_input(0, DATA)
+    board.drop_request_bytes = 1
+    r = bounded(link.invoke, 4 * TIMEOUT)
+    assert r.outputs == sum_model([DATA]) and link.retransmissions == 1
+    assert board.executed["invoke"] == 1
+
+
+def test_acknowledged_slow_invoke_is_waited_for_not_resent():
+    board = SimulatedBoard()
+    link = Link(board, timeout=TIMEOUT, invoke_timeout=5.0, name="sim")
+    link.connect()
+    link.set_input(0, DATA)
+    board.invoke_seconds = 3 * TIMEOUT  # longer than the per-frame timeout
+    r = bounded(link.invoke, 2.0)
+    assert r.outputs == sum_model([DATA])
+    assert link.retransmissions == 0 and board.executed["invoke"] == 1
+
+
+def test_silent_board_fails_fast_even_with_a_long_invoke_timeout():
+    board = SimulatedBoard()
+    link = Link(board, timeout=TIMEOUT, invoke_timeout=60.0, retries=2, name="sim")
+    link.connect()
+    board.silent = True
+    with pytest.raises(LinkError, match=r"no valid reply to 'invoke' after 3 attempts of 0.2 s for an ACK \(no ACK\)"):
+        bounded(link.invoke, 3 * TIMEOUT + 0.5)
+
+
 def test_dropped_byte_in_reply():
     board, link = make()
     link.connect()

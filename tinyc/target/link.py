@@ -33,7 +33,11 @@ class InvokeResult:
 
 
 class _Retry(Exception):
-    pass
+    """This attempt failed; ``heard`` if the device sent anything (it is alive, maybe busy)."""
+
+    def __init__(self, msg: str, heard: bool = False) -> None:
+        super().__init__(msg)
+        self.heard = heard
 
 
 def _preview(b: bytes, n: int = 60) -> str:
@@ -91,11 +95,19 @@ class Link:
         return self._seq
 
     def request(self, cmd: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
-        """Send one command and return the reply payload, retrying damaged exchanges."""
+        """Send one command and return the reply payload, retrying damaged exchanges.
+
+        ``timeout`` (default: the link's) bounds the wait for the reply. For a command the device
+        acknowledges first (``protocol.ACKED_COMMANDS``), only the short link timeout is spent
+        waiting for the ACK; ``timeout`` starts counting once the device has said it got the
+        request, so a request lost on the wire is resent quickly even when ``timeout`` is long.
+        """
         name = P.COMMAND_NAMES.get(cmd, hex(cmd))
         seq = self._next_seq()
         frame = P.encode_frame(cmd, seq, payload)
         wait = self.timeout if timeout is None else timeout
+        acked = cmd in P.ACKED_COMMANDS
+        heard = False  # the device sent something for this request: it may be busy working on it
         problems: list[str] = []
         for attempt in range(self.retries + 1):
             if attempt:
@@ -106,9 +118,11 @@ class Link:
                 self.ser.flush()
             except Exception as e:  # serial.SerialException, socket errors
                 raise LinkError(f"{self.name}: writing to the port failed: {e}") from None
+            first_wait = min(self.timeout, wait) if acked and not heard else wait
             try:
-                reply = self._read_reply(cmd, seq, time.monotonic() + wait)
+                reply = self._read_reply(cmd, seq, first_wait, wait if acked else None)
             except _Retry as e:
+                heard = heard or e.heard
                 problems.append(str(e))
                 continue
             if reply.cmd == P.REPLY_NAK:
@@ -123,8 +137,9 @@ class Link:
                                 f"expected {cmd | P.REPLY_BIT:#04x}: not a tinyc firmware of this version?")
             return reply.payload
         detail = "; ".join(dict.fromkeys(problems))
+        waits = f"{wait:g} s" if not acked or wait <= self.timeout else f"{self.timeout:g} s for an ACK"
         raise LinkError(f"{self.name}: no valid reply to '{name}' after {self.retries + 1} attempts of "
-                        f"{wait:g} s ({detail}). Is the board connected, flashed with tinyc firmware, "
+                        f"{waits} ({detail}). Is the board connected, flashed with tinyc firmware, "
                         f"and is this its port?")
 
     def _resync(self) -> None:
@@ -135,14 +150,17 @@ class Link:
             pass
         self._parser = P.FrameParser()
 
-    def _read_reply(self, cmd: int, seq: int, deadline: float) -> P.Frame:
+    def _read_reply(self, cmd: int, seq: int, wait: float, after_ack: float | None = None) -> P.Frame:
+        """The reply frame to (cmd, seq) within ``wait`` seconds; an ACK extends the wait to
+        ``after_ack`` seconds from its arrival."""
+        deadline = time.monotonic() + wait
         while True:
             now = time.monotonic()
             if now >= deadline:
                 noise = self._parser.take_noise()
                 if noise:
-                    raise _Retry(f"no reply frame, only unframed bytes: '{_preview(noise)}'")
-                raise _Retry("no answer")
+                    raise _Retry(f"no reply frame, only unframed bytes: '{_preview(noise)}'", heard=True)
+                raise _Retry("no answer" if after_ack is None else "no ACK")
             try:
                 n = max(1, getattr(self.ser, "in_waiting", 0) or 0)
                 data = self.ser.read(min(n, 65536))
@@ -152,12 +170,16 @@ class Link:
                 continue
             for item in self._parser.feed(data):
                 if isinstance(item, P.FrameError):
-                    raise _Retry(f"corrupt reply ({item})")
+                    raise _Retry(f"corrupt reply ({item})", heard=True)
                 if item.cmd == cmd and item.seq == seq:
                     raise LinkError(f"{self.name}: the port echoes our own requests back; "
                                     f"this is a loopback, not a tinyc firmware")
                 if item.seq != seq:
                     continue  # a stale reply to an earlier attempt
+                if item.cmd == P.REPLY_ACK:
+                    if after_ack is not None:
+                        deadline = max(deadline, time.monotonic() + after_ack)
+                    continue
                 return item
             noise = bytes(self._parser.noise)
             if b"tinyc-fault" in noise:

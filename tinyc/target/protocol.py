@@ -15,6 +15,12 @@ may overwrite its own input in place, so re-running it would be wrong).
 
 Replies carry ``cmd | 0x80`` on success, ``ERR`` (code, request cmd, message) when the command
 failed, or ``NAK`` (reason) when the request frame itself was damaged: then the host resends.
+
+Slow commands (``invoke``, ``run_file``) are acknowledged first: the device sends an empty
+``ACK`` frame with the request's seq as soon as the request frame checks out, then works. The
+host therefore waits only its short per-frame timeout to learn whether the request arrived, and
+the long inference timeout only once it has: a request lost on the wire (a dropped byte) is
+resent after a fraction of a second instead of after the inference timeout.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ HEADER = struct.Struct("<BBH")  # cmd, seq, len
 CRC = struct.Struct("<I")
 OVERHEAD = len(SYNC) + HEADER.size + CRC.size  # 10 bytes
 MAX_PAYLOAD = 1024  # firmware buffer size; the device reports its own in INFO
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: ACK before slow commands
 INFO_MAGIC = b"TNYC"
 
 # Commands (host -> device)
@@ -43,8 +49,11 @@ CMD_RUN_FILE = 0x08    # record u32: read all inputs from the open file, invoke,
 CMD_EXIT = 0x09        # code u8: QEMU exits with it, a board resets
 
 REPLY_BIT = 0x80
+REPLY_ACK = 0xEC  # slow request received intact; the reply follows when the work is done
 REPLY_ERR = 0xEE
 REPLY_NAK = 0xEF
+
+ACKED_COMMANDS = frozenset({CMD_INVOKE, CMD_RUN_FILE})  # the device ACKs these before working
 
 # NAK reasons and ERR codes
 NAK_CRC = 1

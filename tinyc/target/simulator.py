@@ -3,7 +3,8 @@
 Why: the host link's hard cases (a corrupted frame, a dropped byte, a board that never answers,
 a firmware from another model) must be tested fast and deterministically, without QEMU. The
 device logic mirrors ``templates/main.c.j2``: NAK on a bad CRC, replay of the cached reply for a
-repeated (seq, crc), a 50 ms inter-byte timeout that drops a partial frame.
+repeated (seq, crc), an ACK before slow commands, a 100 ms inter-byte timeout that drops a
+partial frame.
 
 Fault injection knobs are plain counters: set ``corrupt_requests = 1`` and the next request
 frame gets one byte flipped on its way in, and so on.
@@ -31,7 +32,7 @@ def sum_model(inputs: list[bytes]) -> list[bytes]:
 
 
 class SimulatedBoard:
-    RX_TIMEOUT = 0.05
+    RX_TIMEOUT = 0.1
 
     def __init__(self, *, model_hash: int = 0x1234ABCD, arena_bytes: int = 256, input_bytes: tuple[int, ...] = (64,),
                  output_bytes: tuple[int, ...] = (4,), model: Callable[[list[bytes]], list[bytes]] = sum_model,
@@ -52,6 +53,7 @@ class SimulatedBoard:
         self.drop_reply_bytes = 0
         self.raw_reply: bytes | None = None  # replace the next reply by these bytes
         self.garble: bytes | None = None  # replace every reply by these bytes (wrong baud rate)
+        self.invoke_seconds = 0.0  # a slow model: the invoke reply comes this long after the ACK
         self._out = bytearray()
         self._parser = P.FrameParser(max_payload)
         self._last_rx = 0.0
@@ -106,11 +108,11 @@ class SimulatedBoard:
         self.is_open = False
 
     # -- device -----------------------------------------------------------------------------
-    def _send(self, frame: bytes) -> None:
+    def _send(self, frame: bytes, ack: bool = False) -> None:
         out = bytearray(frame)
         if self.garble is not None:
             out = bytearray(self.garble)
-        elif self.raw_reply is not None:
+        elif self.raw_reply is not None and not ack:  # a crash happens during the work, after the ACK
             out, self.raw_reply = bytearray(self.raw_reply), None
         elif self.corrupt_replies:
             self.corrupt_replies -= 1
@@ -130,10 +132,17 @@ class SimulatedBoard:
         if item.cmd != P.CMD_INFO and self._last == (item.seq, crc):
             self._send(self._last_reply)  # replay, do not execute twice
             return
+        if item.cmd in P.ACKED_COMMANDS:
+            self._send(P.encode_frame(P.REPLY_ACK, item.seq), ack=True)
         rcmd, payload = self._dispatch(item.cmd, item.payload)
         reply = P.encode_frame(rcmd, item.seq, payload)
         self._last = None if item.cmd == P.CMD_INFO else (item.seq, crc)
         self._last_reply = reply
+        if item.cmd == P.CMD_INVOKE and self.invoke_seconds > 0:
+            t = threading.Timer(self.invoke_seconds, self._send, args=(reply,))
+            t.daemon = True
+            t.start()
+            return
         self._send(reply)
 
     def _err(self, code: int, cmd: int, msg: str) -> tuple[int, bytes]:

@@ -109,8 +109,12 @@ static void fault(const char *what)
 void HardFault_Handler(void) { fault("tinyc-fault: HardFault"); }
 void Default_Handler(void) { fault("tinyc-fault: unexpected interrupt"); }
 
-/* SysTick as a free-running 24-bit down counter, extended to 32 bits by polling.
- * Polled often enough (every UART poll), it never misses a wrap. */
+/* Time base for receive timeouts and the EnergyRunner lap time.
+ * SysTick runs in any case: on the CMSDK UART boards its wrap (pended, never taken) wakes the
+ * UART's WFI so idle timeouts advance. Where the QEMU machine has a CMSDK TIMER0 (32 bits at
+ * the SysTick clock) it is the time base: a 24-bit SysTick read after a long stall of the
+ * emulator could have wrapped more than once and under-measure a gap; TIMER0 wraps after
+ * minutes. Elsewhere SysTick is extended to 32 bits by polling (every UART poll). */
 static uint32_t t_last, t_acc;
 
 void time_init(void)
@@ -125,12 +129,21 @@ void time_init(void)
 #endif
     t_last = 0x00FFFFFFu;
     t_acc = 0;
+#ifdef TINYC_TIMER0_BASE
+    *(volatile uint32_t *)(TINYC_TIMER0_BASE + 0x8u) = 0xFFFFFFFFu; /* RELOAD */
+    *(volatile uint32_t *)(TINYC_TIMER0_BASE + 0x4u) = 0xFFFFFFFFu; /* VALUE */
+    *(volatile uint32_t *)(TINYC_TIMER0_BASE + 0x0u) = 1u;          /* CTRL.EN */
+#endif
 }
 
 uint32_t time_ticks(void)
 {
+#ifdef TINYC_TIMER0_BASE
+    return ~*(volatile uint32_t *)(TINYC_TIMER0_BASE + 0x4u); /* counts down from 2^32-1 */
+#else
     uint32_t now = *(volatile uint32_t *)0xE000E018u & 0x00FFFFFFu;
     t_acc += (t_last - now) & 0x00FFFFFFu;
     t_last = now;
     return t_acc;
+#endif
 }
