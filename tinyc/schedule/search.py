@@ -18,8 +18,8 @@ import numpy as np
 
 from tinyc.errors import BadInput
 from tinyc.ir import Graph
-from tinyc.schedule.receptive_field import AxisPlan
-from tinyc.schedule.rewrite import Patched, patch_graph, plans, streamable
+from tinyc.schedule.receptive_field import AxisPlan, axis_plan, split
+from tinyc.schedule.rewrite import Patched, patch_graph, streamable
 from tinyc.schedule.stage import Stage, stages
 
 MAX_PARTS = 8
@@ -87,45 +87,62 @@ def _lens(spans: Sequence[tuple[int, int]]) -> np.ndarray:
     return np.array([b - a for a, b in spans], dtype=np.int64)
 
 
-def estimate(g: Graph, stage: Stage, rows: AxisPlan, cols: AxisPlan, rest_peak: int,
-             macs: Sequence[int], streamed: set[str] = frozenset()) -> tuple[int, int]:
-    """(peak bytes estimate, MACs of the stage run as patches)."""
-    last_reader: dict[str, int] = {}
+@dataclass(frozen=True)
+class _Axis:
+    """One axis plan reduced to what the estimate needs: span lengths and crop flags as arrays."""
+
+    plan: AxisPlan
+    need: dict[str, np.ndarray]  # tensor -> length of the span computed, per part
+    reads: dict[tuple[int, int], np.ndarray]  # (pos, slot) -> length read, per part
+    crops: dict[tuple[int, int], np.ndarray]  # (pos, slot) -> True where the read needs its own copy
+
+
+def _axis(g: Graph, stage: Stage, plan: AxisPlan, axis: int, streamed: set[str]) -> _Axis:
+    dim = 1 + axis
+    need = {t: _lens(v) for t, v in plan.need.items()}
+    reads, crops = {}, {}
+    for (pos, slot), rr in plan.reads.items():
+        name = stage.ops[pos].inputs[slot]
+        assert name is not None
+        have = [(0, g.t(name).shape[dim])] * len(rr) if name in stage.inputs else list(plan.need[name])
+        reads[(pos, slot)] = _lens([(x.lo, x.hi) for x in rr])
+        crops[(pos, slot)] = np.array([name in streamed or (x.lo, x.hi) != h for x, h in zip(rr, have)])
+    return _Axis(plan, need, reads, crops)
+
+
+def estimate(g: Graph, stage: Stage, rows: _Axis, cols: _Axis, rest_peak: int, fixed: int) -> int:
+    """Peak bytes: the fixed part (whole inputs, the stage output) plus, per patch, the patch
+    tensors alive at each stage op; after the stage, the unsplit plan's live bytes."""
+    last_reader: dict[str, int] = {stage.output: len(stage.ops) - 1}
     for pos, op in enumerate(stage.ops):
         for name in op.inputs:
             if name is not None:
                 last_reader[name] = pos
-    last_reader[stage.output] = len(stage.ops) - 1
-    fixed = sum(g.t(x).nbytes for x in stage.inputs if x not in streamed) + g.t(stage.output).nbytes
-    n, m = len(rows.parts), len(cols.parts)
-    per_pos = np.zeros((len(stage.ops), n, m), dtype=np.int64)
-    stage_macs = 0
+    per_pos = np.zeros((len(stage.ops), len(rows.plan.parts), len(cols.plan.parts)), dtype=np.int64)
     for pos, op in enumerate(stage.ops):
         t = g.t(op.outputs[0])
-        item = t.nbytes // t.size
-        r, c = _lens(rows.need[op.outputs[0]]), _lens(cols.need[op.outputs[0]])
-        size = np.outer(r, c) * t.shape[3] * item
-        per_pos[pos:last_reader.get(op.outputs[0], pos) + 1] += size
-        _, oh, ow, _ = t.shape
-        stage_macs += (macs[pos] // (oh * ow)) * int(r.sum()) * int(c.sum()) if oh * ow else 0
+        out = op.outputs[0]
+        per_pos[pos:last_reader.get(out, pos) + 1] += np.outer(rows.need[out], cols.need[out]) * (t.nbytes // t.shape[1]
+                                                                                                // t.shape[2])
         for slot, name in enumerate(op.inputs):
-            if name is None or g.t(name).is_const:
+            if name is None or (pos, slot) not in rows.reads:
                 continue
-            src = g.t(name)
-            rr, cr = rows.reads[(pos, slot)], cols.reads[(pos, slot)]
-            if name in stage.inputs:
-                hr = [(0, src.shape[1])] * n
-                hc = [(0, src.shape[2])] * m
-            else:
-                hr, hc = list(rows.need[name]), list(cols.need[name])
-            crop_r = np.array([(x.lo, x.hi) != h for x, h in zip(rr, hr)])
-            crop_c = np.array([(x.lo, x.hi) != h for x, h in zip(cr, hc)])
-            mask = np.logical_or.outer(crop_r, crop_c) | (name in streamed)
+            mask = np.logical_or.outer(rows.crops[(pos, slot)], cols.crops[(pos, slot)])
             if mask.any():
-                sz = np.outer(_lens([(x.lo, x.hi) for x in rr]), _lens([(x.lo, x.hi) for x in cr])) \
-                    * src.shape[3] * (src.nbytes // src.size)
-                per_pos[pos] += np.where(mask, sz, 0)
-    return max(int(per_pos.max()) + fixed, rest_peak), stage_macs
+                src = g.t(name)
+                px = src.nbytes // src.shape[1] // src.shape[2]
+                per_pos[pos] += np.where(mask, np.outer(rows.reads[(pos, slot)], cols.reads[(pos, slot)]) * px, 0)
+    return max(int(per_pos.max()) + fixed, rest_peak)
+
+
+def stage_macs(g: Graph, stage: Stage, rows: _Axis, cols: _Axis, macs: Sequence[int]) -> int:
+    """MACs of the stage run patch by patch (halos recomputed)."""
+    total = 0
+    for pos, op in enumerate(stage.ops):
+        _, oh, ow, _ = g.t(op.outputs[0]).shape
+        out = op.outputs[0]
+        total += (macs[pos] // (oh * ow)) * int(rows.need[out].sum()) * int(cols.need[out].sum())
+    return total
 
 
 def search(g: Graph, macs: Sequence[int], live_per_step: Sequence[int], unpatched_arena: int,
@@ -159,17 +176,30 @@ def search(g: Graph, macs: Sequence[int], live_per_step: Sequence[int], unpatche
             grids = [(a, b) for a in range(1, min(MAX_PARTS, h) + 1) for b in range(1, min(MAX_PARTS, w) + 1)
                      if a * b > 1]
         orig = sum(macs[:st.split + 1])
+        axes: dict[tuple[int, int], _Axis | None] = {}
+
+        def axis(a: int, parts: int) -> _Axis | None:
+            if (a, parts) not in axes:
+                try:
+                    plan = axis_plan(g, st, a, split(g.t(st.output).shape[1 + a], parts))
+                    axes[(a, parts)] = _axis(g, st, plan, a, streamed)
+                except ValueError:
+                    axes[(a, parts)] = None  # a patch would read only padding: not a useful split
+            return axes[(a, parts)]
+
         for grid in grids:
-            try:
-                rows, cols = plans(g, st, grid)
-            except ValueError:
-                continue  # a patch would read only padding: not a useful split
-            est, stage_macs = estimate(g, st, rows, cols, rest, macs, streamed)
-            over = (stage_macs - orig) / total
+            rows, cols = axis(0, grid[0]), axis(1, grid[1])
+            if rows is None or cols is None:
+                continue
+            sm = stage_macs(g, st, rows, cols, macs)
+            over = (sm - orig) / total
             if request.mode == "auto" and over > request.max_overhead:
                 continue
+            est = estimate(g, st, rows, cols, rest, fixed)
             cands.append(Candidate(split=st.split, layer=st.ops[-1].index, split_label=st.ops[-1].label, grid=grid,
-                                   estimate_bytes=est, macs=total - orig + stage_macs, mac_overhead=over))
+                                   estimate_bytes=est, macs=total - orig + sm, mac_overhead=over))
+            if request.mode == "auto":
+                best_bound = min(best_bound, est)
     cands.sort(key=lambda c: (c.estimate_bytes, c.macs))
     real: list[tuple[Candidate, Patched]] = []
     for c in cands[:REAL_PLANS]:
