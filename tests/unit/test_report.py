@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +66,15 @@ def test_patch_mode_makes_mobilenetv2_fit_the_f746_by_itself(capsys: pytest.Capt
     assert doc["io_bytes"] >= 224 * 224 * 3  # the input is in the arena figure
     layers = [r for r in doc["layers"] if r["patch"] is not None]
     assert len({tuple(r["patch"]) for r in layers}) == p["grid"][0] * p["grid"][1]
+
+
+def test_report_html_is_one_self_contained_page(tmp_path: Path) -> None:
+    page = tmp_path / "r.html"
+    model = str(MODELS / "tflm/person_detect.tflite")
+    assert main(["report", model, "--board", "stm32f746", "--html", str(page)]) == 0
+    text = page.read_text()
+    assert text.startswith("<!doctype html>") and "<svg" in text and "<table>" in text
+    assert "src=" not in text and "href=\"http" not in text  # nothing fetched from elsewhere
+    assert "patch" in text.lower() and "peak SRAM" in text
+    assert main(["report", model, "--board", "stm32f746", "--html", str(page)]) == 2  # no silent overwrite
+    assert main(["report", model, "--board", "stm32f746", "--html", str(page), "--force"]) == 0

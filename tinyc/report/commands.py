@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tinyc.errors import CheckFailed
+from tinyc.errors import BadInput, CheckFailed
 from tinyc.schedule.arguments import add_patch_arguments
 
 
@@ -28,6 +28,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
         from tinyc.report.plot import plot_timeline
 
         plot_timeline(compiled, rep, board, Path(args.plot))
+    if args.html:
+        from tinyc.report.html import render_html
+
+        dest = Path(args.html)
+        if dest.exists() and not args.force:
+            raise BadInput(f"{dest} exists; use --force to overwrite it")
+        dest.write_text(render_html(compiled, rep, board))
     if args.strict and rep.fits is False:
         over = [f"{r.name} by {-r.margin:,} B" for r in rep.regions if not r.fits]
         raise CheckFailed(f"{compiled.model_file} does not fit {board.name}: over in {', '.join(over)}")
@@ -41,6 +48,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--boards-dir", action="append", default=[])
     r.add_argument("--json", action="store_true", help="print the report as one JSON document")
     r.add_argument("--plot", help="draw the memory timeline into FILE.png or FILE.svg")
+    r.add_argument("--html", metavar="FILE.html", help="write one self-contained page: totals, fit, patch plan, "
+                   "layer table and the timeline")
+    r.add_argument("--force", action="store_true", help="overwrite an existing --html file")
     r.add_argument("--strict", action="store_true", help="exit 1 when the model does not fit the board")
     add_patch_arguments(r)
     r.set_defaults(func=_cmd_report)
