@@ -7,6 +7,8 @@
  * The compiler has checked that the int32 accumulator cannot overflow. */
 #include "tinyc/conv.h"
 
+#include <stdint.h>
+
 #include "tinyc/quant.h"
 
 /* The first tap k >= 0 with origin + k * dilation >= 0. */
@@ -51,77 +53,108 @@ static int8_t tinyc_conv_requant(const tinyc_conv2d_params_t *p, int32_t acc, co
   return (int8_t)tinyc_clamp_i32(acc, p->act_min, p->act_max);
 }
 
+/* Whether to produce the output pixels from the last one down: when the output starts above
+ * the input (the planner may overlap them, memmove style), descending order reads every input
+ * byte before it is overwritten, as ascending order does when the output starts at or below
+ * the input. The distances that make either safe come from tinyc/ops/base.py window_overlap. */
+static int tinyc_conv_descending(const int8_t *input, const int8_t *output) {
+  return (uintptr_t)output > (uintptr_t)input;
+}
+
 /* 1x1, stride 1, no padding, one group: every output pixel is a matrix-vector product of the
  * filter (out_c x in_c) with the input pixel; the output has the input's pixel count. */
+static void tinyc_conv2d_s8_1x1_pixel(const tinyc_conv2d_params_t *p, const int8_t *x,
+                                      const int8_t *filter, const int32_t *bias, int8_t *y) {
+  const int32_t in_c = p->in_c;
+  const int8_t *w = filter;
+  for (int32_t oc = 0; oc < p->out_c; ++oc, w += in_c) {
+    y[oc] = tinyc_conv_requant(p, tinyc_conv_dot(w, x, in_c, p->input_offset), bias, oc);
+  }
+}
+
 static void tinyc_conv2d_s8_1x1(const tinyc_conv2d_params_t *p, const int8_t *input,
                                 const int8_t *filter, const int32_t *bias, int8_t *output) {
   const int32_t pixels = p->batches * p->out_h * p->out_w;
   const int32_t in_c = p->in_c;
   const int32_t out_c = p->out_c;
-  for (int32_t px = 0; px < pixels; ++px) {
-    const int8_t *x = input + px * in_c;
-    int8_t *y = output + px * out_c;
-    const int8_t *w = filter;
-    for (int32_t oc = 0; oc < out_c; ++oc, w += in_c) {
-      y[oc] = tinyc_conv_requant(p, tinyc_conv_dot(w, x, in_c, p->input_offset), bias, oc);
+  if (tinyc_conv_descending(input, output)) {
+    for (int32_t px = pixels - 1; px >= 0; --px) {
+      tinyc_conv2d_s8_1x1_pixel(p, input + px * in_c, filter, bias, output + px * out_c);
     }
+  } else {
+    for (int32_t px = 0; px < pixels; ++px) {
+      tinyc_conv2d_s8_1x1_pixel(p, input + px * in_c, filter, bias, output + px * out_c);
+    }
+  }
+}
+
+/* Output pixel (oy, ox) of one image: every output channel, written to y[0 .. out_c). */
+static void tinyc_conv2d_s8_pixel(const tinyc_conv2d_params_t *p, const int8_t *in_b, const int8_t *filter,
+                                  const int32_t *bias, int32_t oy, int32_t ox, int8_t *y) {
+  const int32_t fic = p->filter_in_c;
+  const int32_t filters_per_group = p->out_c / (p->in_c / fic);
+  const int32_t in_row = p->in_w * p->in_c;          /* bytes per input row */
+  const int32_t w_tap_row = p->filter_w * fic;       /* filter bytes per filter row */
+  const int32_t w_channel = p->filter_h * w_tap_row; /* filter bytes per output channel */
+  const int32_t in_step_y = p->dilation_h * in_row;
+  const int32_t in_step_x = p->dilation_w * p->in_c;
+  const int32_t iy0 = oy * p->stride_h - p->pad_top;
+  const int32_t fy0 = tinyc_conv_first_tap(iy0, p->dilation_h);
+  const int32_t fy1 = tinyc_conv_end_tap(iy0, p->dilation_h, p->in_h, p->filter_h);
+  const int32_t ix0 = ox * p->stride_w - p->pad_left;
+  const int32_t fx0 = tinyc_conv_first_tap(ix0, p->dilation_w);
+  const int32_t fx1 = tinyc_conv_end_tap(ix0, p->dilation_w, p->in_w, p->filter_w);
+  /* The input pixel of the first valid tap; each group reads its own channel slice.
+   * A window entirely outside the input has no taps: point anywhere valid. */
+  const int32_t has_taps = fy0 < fy1 && fx0 < fx1;
+  const int8_t *in_first = has_taps ? in_b + (iy0 + fy0 * p->dilation_h) * in_row +
+                                          (ix0 + fx0 * p->dilation_w) * p->in_c
+                                    : in_b;
+  for (int32_t oc = 0; oc < p->out_c; ++oc) {
+    const int8_t *in_g = in_first + (oc / filters_per_group) * fic;
+    const int8_t *w_oc = filter + oc * w_channel;
+    if (has_taps) {
+      w_oc += fy0 * w_tap_row + fx0 * fic;
+    }
+    int32_t acc = 0;
+    for (int32_t fy = fy0; has_taps && fy < fy1; ++fy) {
+      const int8_t *x = in_g;
+      const int8_t *w = w_oc;
+      for (int32_t fx = fx0; fx < fx1; ++fx) {
+        acc += tinyc_conv_dot(w, x, fic, p->input_offset);
+        x += in_step_x;
+        w += fic;
+      }
+      in_g += in_step_y;
+      w_oc += w_tap_row;
+    }
+    y[oc] = tinyc_conv_requant(p, acc, bias, oc);
   }
 }
 
 void tinyc_conv2d_s8(const tinyc_conv2d_params_t *p, const int8_t *input, const int8_t *filter,
                      const int32_t *bias, int8_t *output) {
-  const int32_t fic = p->filter_in_c;
-  const int32_t groups = p->in_c / fic;
-  const int32_t filters_per_group = p->out_c / groups;
+  const int32_t groups = p->in_c / p->filter_in_c;
   if (p->filter_h == 1 && p->filter_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
       p->pad_top == 0 && p->pad_left == 0 && groups == 1 && p->out_h == p->in_h &&
       p->out_w == p->in_w) {
     tinyc_conv2d_s8_1x1(p, input, filter, bias, output);
     return;
   }
-  const int32_t in_row = p->in_w * p->in_c;          /* bytes per input row */
-  const int32_t in_image = p->in_h * in_row;         /* bytes per input image */
-  const int32_t w_tap_row = p->filter_w * fic;       /* filter bytes per filter row */
-  const int32_t w_channel = p->filter_h * w_tap_row; /* filter bytes per output channel */
-  const int32_t in_step_y = p->dilation_h * in_row;
-  const int32_t in_step_x = p->dilation_w * p->in_c;
-  int8_t *y = output;
-  for (int32_t b = 0; b < p->batches; ++b) {
-    const int8_t *in_b = input + b * in_image;
-    for (int32_t oy = 0; oy < p->out_h; ++oy) {
-      const int32_t iy0 = oy * p->stride_h - p->pad_top;
-      const int32_t fy0 = tinyc_conv_first_tap(iy0, p->dilation_h);
-      const int32_t fy1 = tinyc_conv_end_tap(iy0, p->dilation_h, p->in_h, p->filter_h);
-      for (int32_t ox = 0; ox < p->out_w; ++ox) {
-        const int32_t ix0 = ox * p->stride_w - p->pad_left;
-        const int32_t fx0 = tinyc_conv_first_tap(ix0, p->dilation_w);
-        const int32_t fx1 = tinyc_conv_end_tap(ix0, p->dilation_w, p->in_w, p->filter_w);
-        /* The input pixel of the first valid tap; each group reads its own channel slice.
-         * A window entirely outside the input has no taps: point anywhere valid. */
-        const int32_t has_taps = fy0 < fy1 && fx0 < fx1;
-        const int8_t *in_first = has_taps ? in_b + (iy0 + fy0 * p->dilation_h) * in_row +
-                                                (ix0 + fx0 * p->dilation_w) * p->in_c
-                                          : in_b;
-        for (int32_t oc = 0; oc < p->out_c; ++oc) {
-          const int8_t *in_g = in_first + (oc / filters_per_group) * fic;
-          const int8_t *w_oc = filter + oc * w_channel;
-          if (has_taps) {
-            w_oc += fy0 * w_tap_row + fx0 * fic;
-          }
-          int32_t acc = 0;
-          for (int32_t fy = fy0; has_taps && fy < fy1; ++fy) {
-            const int8_t *x = in_g;
-            const int8_t *w = w_oc;
-            for (int32_t fx = fx0; fx < fx1; ++fx) {
-              acc += tinyc_conv_dot(w, x, fic, p->input_offset);
-              x += in_step_x;
-              w += fic;
-            }
-            in_g += in_step_y;
-            w_oc += w_tap_row;
-          }
-          *y++ = tinyc_conv_requant(p, acc, bias, oc);
-        }
+  const int32_t in_image = p->in_h * p->in_w * p->in_c; /* bytes per input image */
+  const int32_t pixels = p->out_h * p->out_w;
+  if (tinyc_conv_descending(input, output)) {
+    for (int32_t b = p->batches - 1; b >= 0; --b) {
+      for (int32_t px = pixels - 1; px >= 0; --px) {
+        tinyc_conv2d_s8_pixel(p, input + b * in_image, filter, bias, px / p->out_w, px % p->out_w,
+                              output + (b * pixels + px) * p->out_c);
+      }
+    }
+  } else {
+    for (int32_t b = 0; b < p->batches; ++b) {
+      for (int32_t px = 0; px < pixels; ++px) {
+        tinyc_conv2d_s8_pixel(p, input + b * in_image, filter, bias, px / p->out_w, px % p->out_w,
+                              output + (b * pixels + px) * p->out_c);
       }
     }
   }

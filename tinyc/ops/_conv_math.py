@@ -194,14 +194,17 @@ def bias_of(op: Op, g: Graph) -> str | None:
 class WindowConv(OpSupport):
     """What CONV_2D and DEPTHWISE_CONV_2D share beyond the math: both kernels (conv.c,
     depthwise_conv.c) write output pixels in row-major order, every channel of a pixel before
-    the next, reading only the window of the pixel being written; both absorb a folded PAD."""
+    the next, reading only the window of the pixel being written, and in the reverse order
+    when the output starts above the input (memmove style); both absorb a folded PAD."""
 
     def overlap(self, op: Op, g: Graph) -> OverlapSpec | None:
-        """The output may start below the input by the distance window_overlap proves
-        (1x1 expansion: one input pixel; stride-1 depthwise: about one input row)."""
+        """The output may start below the input, or above it, by the distances window_overlap
+        proves (1x1 expansion: the input in the output's tail or, descending, in its head;
+        stride-1 depthwise: about one input row either way)."""
         x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
         wh, ww = windows(op, g, w.shape[1], w.shape[2])
-        return window_overlap(x.shape, y.shape, (wh.stride, ww.stride), wh.pad_before, ww.pad_before)
+        return window_overlap(x.shape, y.shape, (wh.stride, ww.stride), wh.pad_before, ww.pad_before,
+                              reverse_window=(wh.filter_size, ww.filter_size, wh.dilation, ww.dilation))
 
     def absorbs_pad(self, op: Op, g: Graph) -> bool:
         return op.attrs.get("padding") in ("SAME", "VALID")

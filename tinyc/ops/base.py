@@ -60,6 +60,13 @@ class OverlapSpec:
     `safe_limit[p]` is the lowest input byte offset the kernel may still read once it starts
     writing unit p. The output may then start `D` bytes below the input with
     D >= max_p((p + 1) * unit_bytes - safe_limit[p]); D may be negative (output above input).
+
+    `reverse_limit`, when set, says the kernel is memmove-like: when its output starts above
+    its input (a higher address) it writes the units in descending order instead, and
+    `reverse_limit[p]` is one past the highest input byte it may still read once it starts
+    writing unit p. The output may then also start `U` bytes above the input with
+    U >= max_p(reverse_limit[p] - p * unit_bytes) (see `min_distance_above`).
+
     Only valid when the module's kernel really has that write order: the op module is the one
     that knows, so only it may return a spec.
     """
@@ -67,22 +74,42 @@ class OverlapSpec:
     input_index: int
     unit_bytes: int
     safe_limit: np.ndarray
+    reverse_limit: np.ndarray | None = None
 
     def min_distance(self) -> int:
         p = np.arange(len(self.safe_limit), dtype=np.int64)
         return int(np.max((p + 1) * self.unit_bytes - self.safe_limit.astype(np.int64)))
 
+    def min_distance_above(self) -> int | None:
+        """How far above the input the output must start at least when the kernel writes in
+        descending order (always > 0); None when the kernel only writes in ascending order."""
+        if self.reverse_limit is None:
+            return None
+        p = np.arange(len(self.reverse_limit), dtype=np.int64)
+        return max(1, int(np.max(self.reverse_limit.astype(np.int64) - p * self.unit_bytes)))
 
-def elementwise_overlap(in_bytes_per_elem: int, out_bytes_per_elem: int, n: int, input_index: int = 0) -> OverlapSpec:
-    """Element i is read before element i is written, and later reads are of later elements."""
-    return OverlapSpec(input_index, out_bytes_per_elem, (np.arange(n, dtype=np.int64) + 1) * in_bytes_per_elem)
+
+def elementwise_overlap(in_bytes_per_elem: int, out_bytes_per_elem: int, n: int, input_index: int = 0,
+                        reversible: bool = False) -> OverlapSpec:
+    """Element i is read before element i is written, and later reads are of later elements.
+    reversible: the kernel walks the elements from the last one down when its output starts
+    above its input (then element i is read before it is written, and later reads are of
+    earlier elements)."""
+    k = np.arange(n, dtype=np.int64)
+    return OverlapSpec(input_index, out_bytes_per_elem, (k + 1) * in_bytes_per_elem,
+                       (k + 1) * in_bytes_per_elem if reversible else None)
 
 
 def window_overlap(in_shape: tuple[int, ...], out_shape: tuple[int, ...], stride: tuple[int, int],
-                   pad_top: int, pad_left: int, elem_bytes: int = 1, input_index: int = 0) -> OverlapSpec:
+                   pad_top: int, pad_left: int, elem_bytes: int = 1, input_index: int = 0,
+                   reverse_window: tuple[int, int, int, int] | None = None) -> OverlapSpec:
     """For NHWC window kernels (conv, depthwise, pooling) that produce output pixels in row-major
     order, every channel of a pixel before the next pixel. While writing pixel p the kernel still
-    reads windows of pixels >= p, whose lowest byte is their top-left tap (clipped to the image)."""
+    reads windows of pixels >= p, whose lowest byte is their top-left tap (clipped to the image).
+
+    reverse_window: (filter_h, filter_w, dilation_h, dilation_w) of a kernel that produces the
+    pixels in descending order when its output starts above its input; while writing pixel p it
+    then still reads windows of pixels <= p, whose highest byte is in their bottom-right tap."""
     _, ih, iw, ic = (1,) * (4 - len(in_shape)) + tuple(in_shape)
     n, oh, ow, oc = (1,) * (4 - len(out_shape)) + tuple(out_shape)
     oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
@@ -93,7 +120,16 @@ def window_overlap(in_shape: tuple[int, ...], out_shape: tuple[int, ...], stride
     first = np.minimum.accumulate(first[::-1])[::-1]
     per_image = ih * iw * ic * elem_bytes
     limits = np.concatenate([first + b * per_image for b in range(n)]) if n > 1 else first
-    return OverlapSpec(input_index, oc * elem_bytes, limits)
+    reverse = None
+    if reverse_window is not None:
+        fh, fw, dh, dw = reverse_window
+        # The last tap, clipped to the image: a window running past the border ends before it.
+        row_end = np.clip(oy * stride[0] - pad_top + (fh - 1) * dh, 0, ih - 1)
+        col_end = np.clip(ox * stride[1] - pad_left + (fw - 1) * dw, 0, iw - 1)
+        last = (((row_end * iw + col_end) * ic + ic) * elem_bytes).ravel().astype(np.int64)
+        last = np.maximum.accumulate(last)
+        reverse = np.concatenate([last + b * per_image for b in range(n)]) if n > 1 else last
+    return OverlapSpec(input_index, oc * elem_bytes, limits, reverse)
 
 
 @dataclass(frozen=True)

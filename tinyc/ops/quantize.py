@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyc.ir import Graph, Op, Tensor
-from tinyc.ops.base import Arg, KernelCall, OpSupport, SpatialWindow, pointwise_spatial, unsupported
+from tinyc.ir import DTYPE_BYTES, Graph, Op, Tensor
+from tinyc.ops.base import (Arg, KernelCall, OpSupport, OverlapSpec, SpatialWindow, elementwise_overlap,
+                             pointwise_spatial, unsupported)
 from tinyc.ops.registry import register
 from tinyc.quant import quantize_multiplier
 
@@ -49,6 +50,15 @@ def _check_io(op: Op, g: Graph, pairs: set[tuple[str, str]]) -> tuple[Tensor, Te
     return x, y
 
 
+def _elementwise(op: Op, g: Graph) -> OverlapSpec | None:
+    """quantize.c converts element i (reading it) before it writes element i, in index order,
+    so the output may overlap the input, whatever the two element sizes."""
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    if x.is_const or x.size != y.size:
+        return None
+    return elementwise_overlap(DTYPE_BYTES[x.dtype], DTYPE_BYTES[y.dtype], y.size)
+
+
 @register("QUANTIZE")
 class Quantize(OpSupport):
     def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
@@ -56,6 +66,9 @@ class Quantize(OpSupport):
 
     def check(self, op: Op, g: Graph) -> None:
         _check_io(op, g, QUANTIZE_PAIRS)
+
+    def overlap(self, op: Op, g: Graph) -> OverlapSpec | None:
+        return _elementwise(op, g)
 
     def lower(self, op: Op, g: Graph) -> KernelCall:
         x, y = _check_io(op, g, QUANTIZE_PAIRS)
@@ -82,6 +95,9 @@ class Dequantize(OpSupport):
             if self.fold(op, g) is not None:
                 return  # folded at compile time, whatever its quantization
         _check_io(op, g, DEQUANTIZE_PAIRS)
+
+    def overlap(self, op: Op, g: Graph) -> OverlapSpec | None:
+        return _elementwise(op, g)
 
     def fold(self, op: Op, g: Graph) -> list[np.ndarray] | None:
         """A constant's dequantized value (float weights of a hybrid graph), as TFLM computes it:
