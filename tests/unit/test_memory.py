@@ -22,7 +22,7 @@ from tinyc.frontend.tflite_reader import read_tflite
 from tinyc.ir import Graph
 from tinyc.memory.allocators import allocators
 from tinyc.memory.lifetimes import Buffer, buffers, live_bytes_per_step
-from tinyc.memory.overlap import Item, Overlap
+from tinyc.memory.overlap import Overlap
 from tinyc.memory.plan import plan_memory
 from tinyc.memory.verify import verify
 from tinyc.ops.base import Arg, KernelCall
@@ -72,10 +72,6 @@ def _bufs(table: Sequence[tuple[int, int, int]]) -> list[Buffer]:
     return [Buffer(f"b{i}", size, first, last) for i, (size, first, last) in enumerate(table)]
 
 
-def _items(bufs: Sequence[Buffer]) -> list[Item]:
-    return [Item(((b, 0),)) for b in bufs]
-
-
 # ------------------------------------------------------------------ tables
 
 # TFLM greedy_memory_planner_test.cc: TestGreedyBasics, TestGreedyMedium, TestOverlapCase.
@@ -110,7 +106,7 @@ def test_allocator_table(name: str, table: list, align: int, lower: int, want: d
     assert max_live(bufs, align) == lower
     assert max(live_bytes_per_step(bufs, max(b.last for b in bufs), align)) == lower
     for algo_name, algo in allocators().items():
-        offs = algo(_items(bufs), align)
+        offs = algo(bufs, align)
         no_overlap_oracle(bufs, offs, align)
         verify(bufs, offs, align)  # the verifier agrees with the oracle
         size = extent(bufs, offs)
@@ -126,7 +122,7 @@ def test_table_covers_every_registered_allocator() -> None:
 def test_greedy_by_size_reproduces_tflm_offsets() -> None:
     """TestGreedyMedium's exact offsets: TFLM's largest-first greedy planner."""
     bufs = _bufs(MEDIUM)
-    offs = allocators()[GS](_items(bufs), 1)
+    offs = allocators()[GS](bufs, 1)
     assert [offs[b.name] for b in bufs] == [50, 70, 40, 0, 0]
 
 
@@ -146,7 +142,7 @@ def tables(draw: st.DrawFn) -> list[Buffer]:
 def test_every_allocator_is_sound_on_random_tables(bufs: list[Buffer], align: int) -> None:
     lower = max_live(bufs, align)
     for algo_name, algo in allocators().items():
-        offs = algo(_items(bufs), align)
+        offs = algo(bufs, align)
         no_overlap_oracle(bufs, offs, align)
         assert -(-extent(bufs, offs) // align) * align >= lower, algo_name
 
@@ -189,16 +185,35 @@ def test_verifier_allows_only_the_proven_overlap() -> None:
         verify([z, y], {"z": 16, "y": 0}, 4, [Overlap(x="z", y="y", distance=16, step=1)])
 
 
-def test_allocators_place_multi_member_item_as_one_piece() -> None:
-    """An Item keeps its members' relative offsets, and each member avoids what is live with it."""
+def test_allocators_follow_an_overlap_rule_downwards_when_placing_top_down() -> None:
+    """Y may start `distance` below dying X. Bottom-up placement puts X at 0 and Y can only go
+    above it; top-down placement (the mirror image) follows the rule."""
     x, y = Buffer("x", 64, 0, 1), Buffer("y", 64, 1, 2)
-    other = Buffer("o", 32, 2, 3)
-    item = Item(((y, 0), (x, 16)))
+    other = Buffer("o", 32, 2, 3)  # live with Y only: it must avoid Y
+    rule = Overlap(x="x", y="y", distance=16, step=1)
     for algo_name, algo in allocators().items():
-        offs = algo([item, Item(((other, 0),))], 4)
-        assert offs["x"] - offs["y"] == 16, algo_name
-        verify([x, y, other], offs, 4, [Overlap(x="x", y="y", distance=16, step=1)])
-        assert not (offs["o"] < offs["y"] + 64 and offs["y"] < offs["o"] + 32), algo_name
+        for top_down in (False, True):
+            offs = algo([x, y], 4, [rule], top_down=top_down)
+            verify([x, y], offs, 4, [rule])
+            assert extent([x, y], offs) == (80 if top_down else 128), (algo_name, top_down, offs)
+            offs = algo([x, y, other], 4, [rule], top_down=top_down)
+            verify([x, y, other], offs, 4, [rule])
+            no_overlap_oracle([x, y, other], offs, 4, [("x", "y")])
+
+
+def test_memmove_rule_lets_the_output_start_above_the_input() -> None:
+    """A memmove-like kernel (rule.above) may also write Y starting `above` bytes above X."""
+    x, y = Buffer("x", 64, 0, 1), Buffer("y", 64, 1, 2)
+    rule = Overlap(x="x", y="y", distance=16, step=1, above=8)
+    verify([x, y], {"x": 0, "y": 8}, 4, [rule])
+    verify([x, y], {"x": 16, "y": 0}, 4, [rule])
+    for bad in ({"x": 0, "y": 4}, {"x": 0, "y": 0}, {"x": 12, "y": 0}):
+        with pytest.raises(InternalError, match="overlap"):
+            verify([x, y], bad, 4, [rule])
+    for algo_name, algo in allocators().items():
+        offs = algo([x, y], 4, [rule])  # bottom-up: X at 0, Y just above it
+        verify([x, y], offs, 4, [rule])
+        assert extent([x, y], offs) == 72, (algo_name, offs)
 
 
 # ------------------------------------------------------------------ lifetimes and plan_memory
@@ -253,10 +268,10 @@ def test_plan_memory_lower_bound_is_max_live_and_arena_is_sound() -> None:
 @pytest.mark.parametrize("strategy", sorted(allocators()))
 def test_plan_memory_named_strategy(strategy: str) -> None:
     plan = plan_memory(_chain_graph(), (), alignment=4, strategy=strategy)
-    # A named strategy runs on plain buffers and, when ops allow overlaps, on overlap groups too.
-    assert plan.strategy.split("+")[-1] == strategy
+    # A named strategy runs bottom-up and top-down, on plain buffers and with overlap rules.
+    assert plan.strategy.split("+")[-1] == strategy and not plan.strategy.startswith("search")
     assert {c.split("+")[-1] for c in plan.candidates} == {strategy}
-    no_overlap_oracle(list(plan.buffers), plan.offsets, 4)
+    no_overlap_oracle(list(plan.buffers), plan.offsets, 4, [(o.x, o.y) for o in plan.overlaps])
 
 
 def test_plan_memory_unknown_strategy_is_bad_input() -> None:
@@ -274,10 +289,14 @@ PERSON_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "RESHAPE", "SOF
 def test_person_detect_activation_plan_fits_tflm_arena() -> None:
     """The planner alone on person_detect's activations (after the passes, no kernel scratch)."""
     g = run_passes(read_tflite(PERSON))
+    plain = plan_memory(g, (), alignment=16, overlap=False)
+    no_overlap_oracle(list(plain.buffers), plain.offsets, 16)
+    assert plain.lower_bound_bytes == max_live(list(plain.buffers), 16)
+    assert plain.lower_bound_bytes <= plain.arena_bytes <= TFLM_PERSON_ARENA
     plan = plan_memory(g, (), alignment=16)
-    no_overlap_oracle(list(plan.buffers), plan.offsets, 16)
-    assert plan.lower_bound_bytes == max_live(list(plan.buffers), 16)
-    assert plan.lower_bound_bytes <= plan.arena_bytes <= TFLM_PERSON_ARENA
+    no_overlap_oracle(list(plan.buffers), plan.offsets, 16, [(o.x, o.y) for o in plan.overlaps])
+    assert plan.lower_bound_bytes == max(plan.live_per_step) < plain.lower_bound_bytes
+    assert plan.lower_bound_bytes <= plan.arena_bytes <= plan.lower_bound_bytes * 1.02
 
 
 @needs_person
@@ -291,3 +310,138 @@ def test_person_detect_compiled_arena_fits_tflm_arena() -> None:
     no_overlap_oracle(list(plan.buffers), plan.offsets, plan.alignment, [(o.x, o.y) for o in plan.overlaps])
     verify(plan.buffers, plan.offsets, plan.alignment, plan.overlaps)
     assert plan.lower_bound_bytes <= plan.arena_bytes <= TFLM_PERSON_ARENA
+
+
+# ------------------------------------------------------------------ overlap rules, search, properties
+
+
+def rule_allows(rule: Overlap, off_x: int, off_y: int) -> bool:
+    """The kernels' contract, written independently of tinyc.memory: ascending kernels need
+    Y at least `distance` below X; memmove-like ones (rule.above) run descending when Y starts
+    above X and then need it at least `above` above."""
+    if rule.above is not None and off_y > off_x:
+        return off_y - off_x >= rule.above
+    return off_x - off_y >= rule.distance
+
+
+def rule_oracle(bufs: Sequence[Buffer], offsets: Mapping[str, int], align: int, rules: Sequence[Overlap]) -> None:
+    """no_overlap_oracle, plus: every pair that does share bytes obeys its rule at its step."""
+    no_overlap_oracle(bufs, offsets, align, [(o.x, o.y) for o in rules])
+    by = {b.name: b for b in bufs}
+    for o in rules:
+        x, y = by[o.x], by[o.y]
+        ox, oy = offsets[o.x], offsets[o.y]
+        if x.size and y.size and ox < oy + y.size and oy < ox + x.size:
+            assert x.last == o.step == y.first, o
+            assert rule_allows(o, ox, oy), f"{o}: X at {ox}, Y at {oy}"
+
+
+def brute_lower_bound(bufs: Sequence[Buffer], rules: Sequence[Overlap], align: int) -> int:
+    """The most bytes live at any step, a ruled pair counted as the fewest bytes any aligned
+    placement the rule allows can make it occupy (tried one delta at a time)."""
+    size = {b.name: -(-b.size // align) * align for b in bufs}
+    steps = max((b.last for b in bufs), default=0) + 1
+    live = [0] * steps
+    for b in bufs:
+        for s in range(b.first, b.last + 1):
+            live[s] += size[b.name]
+    for o in rules:
+        sx, sy = size[o.x], size[o.y]
+        best = sx + sy
+        for delta in range(-sx - sy, sx + sy + 1, align):
+            if rule_allows(o, delta, 0) or not (delta < sy and 0 < delta + sx):
+                best = min(best, max(delta + sx, sy) - min(delta, 0))
+        live[o.step] -= sx + sy - best
+    return max(live, default=0)
+
+
+def test_pair_span_table() -> None:
+    """The lower bound's view of one ruled pair (sizes 64 and 32, or 32 and 64)."""
+    from tinyc.memory.overlap import pair_span
+
+    cases = [  # (distance, above, size_x, size_y, span)
+        (16, None, 64, 64, 80),  # stride-1 window: a row of lag
+        (48, None, 16, 64, 64),  # expansion: X in Y's tail
+        (200, None, 64, 64, 128),  # too far: no saving
+        (-8, None, 64, 16, 64),  # Y may start above X: inside it
+        (16, 8, 64, 64, 72),  # memmove-like: above is the cheaper side
+        (4, 100, 32, 64, 64),
+    ]
+    for d, above, sx, sy, want in cases:
+        rule = Overlap("x", "y", d, 0, above)
+        assert pair_span(rule, sx, sy) == want, (d, above, sx, sy)
+        assert brute_lower_bound([Buffer("x", sx, 0, 0), Buffer("y", sy, 0, 0)], [rule], 4) == want
+
+
+@st.composite
+def ruled_tables(draw: st.DrawFn) -> tuple[list[Buffer], list[Overlap], int]:
+    """Random lifetimes and sizes, and overlap rules shaped like the ones ops give: at most one
+    per step, each between a buffer dying there and one born there, each buffer at most once
+    as X and once as Y."""
+    align = draw(st.sampled_from([1, 4, 16]))
+    bufs = draw(tables())
+    rules: list[Overlap] = []
+    used_x: set[str] = set()
+    used_y: set[str] = set()
+    steps_used: set[int] = set()
+    for x in bufs:
+        for y in bufs:
+            if x is y or x.name in used_x or y.name in used_y or x.last != y.first or x.last in steps_used:
+                continue
+            if not draw(st.booleans()):
+                continue
+            dist = -(-draw(st.integers(-64, 300)) // align) * align
+            above = draw(st.one_of(st.none(), st.integers(1, 300)))
+            above = None if above is None else -(-above // align) * align
+            rules.append(Overlap(x.name, y.name, dist, x.last, above))
+            used_x.add(x.name)
+            used_y.add(y.name)
+            steps_used.add(x.last)
+    return bufs, rules, align
+
+
+@settings(derandomize=True, max_examples=150, deadline=None, database=None)
+@given(ruled_tables())
+def test_every_allocator_obeys_overlap_rules_on_random_tables(problem) -> None:
+    bufs, rules, align = problem
+    lower = brute_lower_bound(bufs, rules, align)
+    for algo_name, algo in allocators().items():
+        for top_down in (False, True):
+            offs = algo(bufs, align, rules, top_down=top_down)
+            rule_oracle(bufs, offs, align, rules)
+            verify(bufs, offs, align, rules)
+            assert -(-extent(bufs, offs) // align) * align >= lower, (algo_name, top_down)
+
+
+@settings(derandomize=True, max_examples=100, deadline=None, database=None)
+@given(ruled_tables())
+def test_plan_with_search_is_sound_and_its_lower_bound_is_exact(problem) -> None:
+    from tinyc.memory.plan import plan_buffers
+
+    bufs, rules, align = problem
+    steps = max((b.last for b in bufs), default=0)
+    plan = plan_buffers(bufs, rules, steps, align, search_seconds=0.05)
+    rule_oracle(bufs, plan.offsets, align, rules)
+    assert plan.lower_bound_bytes == brute_lower_bound(bufs, rules, align)
+    assert plan.lower_bound_bytes <= plan.arena_bytes == -(-extent(bufs, plan.offsets) // align) * align
+    assert plan.arena_bytes <= min(plan.candidates.values())
+    assert plan.arena_bytes % align == 0
+    assert {(o.x, o.y) for o in plan.overlaps} <= {(o.x, o.y) for o in rules}
+    again = plan_buffers(bufs, rules, steps, align, search_seconds=0.05)
+    assert again.offsets == plan.offsets  # deterministic
+
+
+# Every registered order, bottom-up or top-down, leaves a gap here (128); the search closes it.
+SEARCH_CASE = [(48, 5, 5), (32, 2, 5), (16, 0, 7), (48, 0, 0), (32, 0, 4)]
+
+
+def test_search_improves_on_the_greedy_orders_and_stops_at_the_lower_bound() -> None:
+    from tinyc.memory.plan import plan_buffers
+
+    bufs = _bufs(SEARCH_CASE)
+    greedy = plan_buffers(bufs, [], 7, 4, search_seconds=0)
+    searched = plan_buffers(bufs, [], 7, 4, search_seconds=1.0)
+    no_overlap_oracle(bufs, searched.offsets, 4)
+    assert searched.lower_bound_bytes == greedy.lower_bound_bytes == max_live(bufs, 4) == 96
+    assert greedy.arena_bytes == 128 and not greedy.strategy.startswith("search")
+    assert searched.arena_bytes == 96 and searched.strategy.startswith("search+")

@@ -6,9 +6,9 @@
                     ^ X starts D bytes above Y, D from the op's OverlapSpec
 
 The op module proves D from its kernel's access order (OverlapSpec.min_distance); this module
-only decides which pairs to merge. Merged buffers form an `Item`: buffers with fixed relative
-offsets that the allocators place as one piece, checking each member against what is live at
-its own steps (a group is not a rectangle in time x address).
+only lists the pairs the ops allow, as pairwise rules "offset(X) - offset(Y) >= D at step s".
+The allocators decide, pair by pair, whether to use a rule: a chain of ops (expand, depthwise,
+project, ...) may drift across the arena or be cut wherever a plain placement is lower.
 """
 
 from __future__ import annotations
@@ -22,46 +22,42 @@ from tinyc.ops.registry import lookup
 
 
 @dataclass(frozen=True)
-class Item:
-    members: tuple[tuple[Buffer, int], ...]  # (buffer, offset relative to the item's base)
-
-    @property
-    def size(self) -> int:
-        return max(r + b.size for b, r in self.members)
-
-    @property
-    def first(self) -> int:
-        return min(b.first for b, _ in self.members)
-
-    @property
-    def last(self) -> int:
-        return max(b.last for b, _ in self.members)
-
-    @property
-    def name(self) -> str:
-        return self.members[0][0].name
-
-
-@dataclass(frozen=True)
 class Overlap:
-    """Y may overlap X when offset(X) - offset(Y) >= distance."""
+    """Y may share bytes with X at `step` (X dies and Y is born there), at these distances.
+
+    With delta = offset(X) - offset(Y): Y may start at or below X when delta >= distance (the
+    kernel writes in ascending order). When `above` is set the kernel is memmove-like and writes
+    in descending order when Y starts above X: then Y may also start above X when
+    -delta >= above. Any placement where X and Y share no byte is allowed too.
+    """
 
     x: str
     y: str
     distance: int
     step: int
+    above: int | None = None
+
+    def allows(self, delta: int) -> bool:
+        """Whether Y may start `delta` bytes below X (X and Y sharing bytes)."""
+        if self.above is None:
+            return delta >= self.distance
+        return delta >= max(self.distance, 0) or -delta >= self.above
+
+    def forbidden(self, size_x: int, size_y: int) -> tuple[int, int]:
+        """The deltas this rule forbids: the open interval (lo, hi), empty when lo >= hi.
+        Without the rule it would be (-size_x, size_y): every delta where X and Y share a byte."""
+        if self.above is None:
+            return -size_x, min(size_y, self.distance)
+        return max(-size_x, -self.above), min(size_y, max(self.distance, 0))
 
 
-def _disjoint(a: Buffer, ra: int, b: Buffer, rb: int) -> bool:
-    return ra + a.size <= rb or rb + b.size <= ra or not a.overlaps_in_time(b)
-
-
-def find_overlaps(g: Graph, bufs: Sequence[Buffer], align: int) -> tuple[list[Item], list[Overlap]]:
-    """Group buffers by the overlaps the op modules allow; every other buffer is its own item."""
+def find_overlaps(g: Graph, bufs: Sequence[Buffer], align: int) -> list[Overlap]:
+    """Every overlap an op module proves safe and that can save bytes: at most one per op,
+    between its output and an input whose lifetime ends at that op. The model's input is no
+    exception: like every buffer, its bytes are free once its last reader has run (invoke does
+    not promise to leave it intact; the caller writes it again before each invoke)."""
     by_name = {b.name: b for b in bufs}
-    group_of: dict[str, dict[str, int]] = {}
     overlaps: list[Overlap] = []
-    keep = set(g.storage(n) for n in g.inputs)  # the caller's input stays intact through invoke
     for step, op in enumerate(g.ops):
         mod = lookup(op.kind)
         spec = mod.overlap(op, g) if mod is not None else None
@@ -71,51 +67,57 @@ def find_overlaps(g: Graph, bufs: Sequence[Buffer], align: int) -> tuple[list[It
         if xin is None or g.t(xin).is_const:
             continue
         x, y = g.storage(xin), g.storage(op.outputs[0])
-        if x == y or x in keep or x not in by_name or y not in by_name or y in group_of:
+        if x == y or x not in by_name or y not in by_name:
             continue
         bx, by = by_name[x], by_name[y]
         if bx.last != step or by.first != step:
-            continue
+            continue  # X is read later, or Y was written before this op
         # Another input of this op must not be x too (e.g. ADD(x, x)).
         if sum(1 for i in op.inputs if i is not None and g.storage(i) == x) > 1:
             continue
-        d = align_up(spec.min_distance(), align)
-        grp = group_of.get(x, {x: 0})
-        ry = grp[x] - d
-        span = max(grp[x] + bx.size, ry + by.size) - min(grp[x], ry)
-        if span >= bx.size + by.size:
-            continue  # the op's access order leaves nothing to share
-        if not all(_disjoint(by, ry, by_name[m], r) for m, r in grp.items() if m != x):
-            continue
-        old_lo = min(grp.values())
-        old_hi = max(r + by_name[m].size for m, r in grp.items())
-        if len(grp) > 1 and max(old_hi, ry + by.size) - min(old_lo, ry) > max(old_hi - old_lo, span):
-            continue  # a chain drifting down would make the group wider than any step needs
-        grp[y] = ry
-        for m in grp:
-            group_of[m] = grp
-        overlaps.append(Overlap(x=x, y=y, distance=d, step=step))
-    items: list[Item] = []
-    seen: set[int] = set()
-    for b in bufs:
-        grp = group_of.get(b.name)
-        if grp is None:
-            items.append(Item(((b, 0),)))
-        elif id(grp) not in seen:
-            seen.add(id(grp))
-            low = min(grp.values())
-            items.append(Item(tuple((by_name[m], r - low) for m, r in sorted(grp.items(), key=lambda kv: kv[1]))))
-    return items, overlaps
+        above = spec.min_distance_above()
+        o = Overlap(x=x, y=y, distance=align_up(spec.min_distance(), align), step=step,
+                    above=None if above is None else align_up(above, align))
+        sx, sy = align_up(bx.size, align), align_up(by.size, align)
+        if pair_span(o, sx, sy) < sx + sy:
+            overlaps.append(o)
+    return overlaps
 
 
-def live_bytes_with_overlaps(bufs: Sequence[Buffer], overlaps: Sequence[Overlap], items: Sequence[Item],
-                             steps: int, align: int) -> list[int]:
-    """Bytes live per step, counting each overlapped pair at its step as the span it occupies."""
+def pair_span(o: Overlap, size_x: int, size_y: int) -> int:
+    """The fewest bytes X and Y can occupy together under the rule. With Y at 0 and X at delta,
+    the span max(delta + X, Y) - min(delta, 0) is convex in delta and flat on
+    [min(0, Y - X), max(0, Y - X)]; the rule allows every delta outside its forbidden interval
+    (lo, hi), so the best allowed delta is the flat part clamped to either side of it."""
+    def span(delta: int) -> int:
+        return max(delta + size_x, size_y) - min(delta, 0)
+
+    lo, hi = o.forbidden(size_x, size_y)
+    best = size_x + size_y
+    for delta in (min(0, size_y - size_x), max(0, size_y - size_x)):
+        if lo < delta < hi:
+            delta = hi if span(hi) <= span(lo) else lo
+        best = min(best, span(delta))
+    return best
+
+
+def live_bytes_with_overlaps(bufs: Sequence[Buffer], overlaps: Sequence[Overlap], steps: int,
+                             align: int) -> list[int]:
+    """Bytes live per step (aligned sizes), each overlapped pair counted at its step as the
+    fewest bytes its rule lets it occupy: the lower bound of any placement using these rules."""
     live = live_bytes_per_step(bufs, steps, align)
-    rel: Mapping[str, int] = {b.name: r for it in items for b, r in it.members}
     size = {b.name: align_up(b.size, align) for b in bufs}
     for o in overlaps:
-        lo = min(rel[o.x], rel[o.y])
-        hi = max(rel[o.x] + size[o.x], rel[o.y] + size[o.y])
-        live[o.step] -= size[o.x] + size[o.y] - (hi - lo)
+        live[o.step] -= size[o.x] + size[o.y] - pair_span(o, size[o.x], size[o.y])
     return live
+
+
+def used_overlaps(bufs: Sequence[Buffer], offsets: Mapping[str, int], overlaps: Sequence[Overlap]) -> list[Overlap]:
+    """The rules a placement actually relies on: pairs whose bytes do overlap."""
+    size = {b.name: b.size for b in bufs}
+    out = []
+    for o in overlaps:
+        ox, oy = offsets[o.x], offsets[o.y]
+        if ox < oy + size[o.y] and oy < ox + size[o.x]:
+            out.append(o)
+    return out

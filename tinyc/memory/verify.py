@@ -1,5 +1,11 @@
 """The always-on overlap check: no two buffers live at the same step may share a byte, except
-the overlapped pairs an op module proved safe, and only at their proven distance."""
+the overlapped pairs an op module proved safe, and only at their proven distances.
+
+Written from the kernels' contract, not from the allocators' interval arithmetic: with
+delta = offset(X) - offset(Y), an ascending kernel is safe when delta >= distance; a memmove-like
+kernel (rule.above set) runs ascending when Y starts at or below X (delta >= 0) and descending
+when Y starts above X, where it is safe when -delta >= above.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,14 @@ from typing import Mapping, Sequence
 from tinyc.errors import InternalError
 from tinyc.memory.lifetimes import Buffer
 from tinyc.memory.overlap import Overlap
+
+
+def _safe(rule: Overlap, delta: int) -> bool:
+    if rule.above is None:
+        return delta >= rule.distance
+    if delta >= 0:
+        return delta >= rule.distance
+    return -delta >= rule.above
 
 
 def verify(bufs: Sequence[Buffer], offsets: Mapping[str, int], align: int,
@@ -27,8 +41,9 @@ def verify(bufs: Sequence[Buffer], offsets: Mapping[str, int], align: int,
             rule = allowed.get((a.name, b.name)) or allowed.get((b.name, a.name))
             if rule is not None:
                 x, y = (oa, ob) if rule.x == a.name else (ob, oa)
-                both_at_step = a.first <= rule.step <= a.last and b.first <= rule.step <= b.last
-                if x - y >= rule.distance and both_at_step and min(a.last, b.last) == rule.step == max(a.first, b.first):
+                bx, by = (a, b) if rule.x == a.name else (b, a)
+                # X dies and Y is born at the rule's step: they share no other step.
+                if bx.last == rule.step == by.first and _safe(rule, x - y):
                     continue
             raise InternalError(f"memory plan overlap: {a.name} [{oa}, {oa + a.size}) steps "
                                 f"{a.first}-{a.last} and {b.name} [{ob}, {ob + b.size}) steps {b.first}-{b.last}")
