@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ class Device:
         self.output_shapes = output_shapes
         self._info: P.InfoReply | None = None
         self._file_inputs: Path | None = None
+        self._tmpdir: Path | None = None  # ours to delete on close
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -99,6 +101,9 @@ class Device:
         self.link.close()
         if self.qemu is not None:
             self.qemu.close()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
 
     def __enter__(self) -> "Device":
         return self
@@ -133,18 +138,19 @@ class Device:
         if self.qemu is None:
             raise BadInput("the file input path exists only for emulated boards; real boards use the serial path")
         if path is None:
-            path = Path(tempfile.mkdtemp(prefix="tinyc-inputs-")) / "inputs.bin"
-        sizes = self.info().input_bytes
-        with open(path, "wb") as f:
-            for inputs in batches:
-                for i, x in enumerate(inputs):
-                    b = np.ascontiguousarray(x).tobytes()
-                    if len(b) != sizes[i]:
-                        raise BadInput(f"input {i} has {len(b)} bytes, the model takes {sizes[i]}")
-                    f.write(b)
+            self._tmpdir = Path(tempfile.mkdtemp(prefix="tinyc-inputs-"))
+            path = self._tmpdir / "inputs.bin"
+        write_inputs_file(path, batches, self.info().input_bytes)
+        return self.use_inputs_file(path)
+
+    def use_inputs_file(self, path: Path) -> Path:
+        """Read inputs from an existing file of records (see :func:`write_inputs_file`); several
+        QEMU instances can share one file."""
+        if self.qemu is None:
+            raise BadInput("the file input path exists only for emulated boards; real boards use the serial path")
         self.link.open_input_file(str(Path(path).resolve()))
-        self._file_inputs = path
-        return path
+        self._file_inputs = Path(path)
+        return Path(path)
 
     def run_file(self, record: int) -> list[np.ndarray]:
         """Run record ``record`` of the file given to :meth:`load_inputs_file`."""
@@ -163,4 +169,15 @@ class Device:
                            s.stack_used_bytes, s.stack_bytes)
 
 
-__all__ = ["Device", "DeviceStats", "LinkError"]
+def write_inputs_file(path: Path, batches: list[list[np.ndarray]], input_bytes: tuple[int, ...]) -> None:
+    """One record per inference: every model input's bytes, in input order, back to back."""
+    with open(path, "wb") as f:
+        for inputs in batches:
+            for i, x in enumerate(inputs):
+                b = np.ascontiguousarray(x).tobytes()
+                if len(b) != input_bytes[i]:
+                    raise BadInput(f"input {i} has {len(b)} bytes, the model takes {input_bytes[i]}")
+                f.write(b)
+
+
+__all__ = ["Device", "DeviceStats", "LinkError", "write_inputs_file"]

@@ -17,7 +17,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     board = get_board(args.board, [Path(d) for d in args.boards_dir])
     g = read_tflite(args.model)
-    data = load_dataset(args.data, g.t(g.inputs[0]), args.n)
+    data = load_dataset(args.data, g.t(g.inputs[0]), args.n, augment=args.augment)
     res = validate(args.model, board, data, emulate=args.emulate, port=args.port, jobs=args.jobs,
                    serial=args.serial, out=Path(args.output) if args.output else None, quiet=args.json)
     print(json.dumps(res.to_json(), indent=2) if args.json else res.text())
@@ -35,6 +35,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--port", help="serial port of a real board (/dev/ttyACM0, socket://..., rfc2217://...)")
     v.add_argument("--data", help="folder of images + labels.csv, Wake Vision .parquet, .npy, or 'random'")
     v.add_argument("-n", type=int, default=None, help="use at most N inputs")
+    v.add_argument("--augment", action="store_true",
+                   help="an image folder smaller than -n is cycled with seeded random crops/flips/brightness to N")
     v.add_argument("--jobs", type=int, default=1, help="QEMU instances in parallel (emulated boards)")
     v.add_argument("--serial", action="store_true", help="emulated boards: send inputs over the UART, as real boards")
     v.add_argument("-o", "--output", help="keep the firmware project in this folder")

@@ -36,7 +36,7 @@ def _label_from_row(row: dict[str, str]) -> int | None:
     return None
 
 
-def _from_folder(d: Path, t: Tensor, n: int | None) -> Dataset:
+def _folder_files(d: Path) -> tuple[list[Path], dict[str, int | None]]:
     csvs = [d / "labels.csv"] if (d / "labels.csv").is_file() else sorted(d.glob("*.csv"))
     labels: dict[str, int | None] = {}
     if csvs:
@@ -50,6 +50,11 @@ def _from_folder(d: Path, t: Tensor, n: int | None) -> Dataset:
         files = [p for p in files if p.name in labels and labels[p.name] is not None]
     if not files:
         raise BadInput(f"{d}: no labelled images found")
+    return files, labels
+
+
+def _from_folder(d: Path, t: Tensor, n: int | None) -> Dataset:
+    files, labels = _folder_files(d)
     files = files[:n] if n else files
     xs = np.stack([load_image(p, t) for p in files])
     ys = np.array([labels[p.name] for p in files], dtype=np.int64) if labels else None
@@ -105,6 +110,45 @@ def _from_npy(p: Path, t: Tensor, n: int | None) -> Dataset:
     return Dataset(inputs=x[:n] if n else x, source=str(p))
 
 
+def augmented_folder(d: Path, t: Tensor, n: int, seed: int = 0) -> Dataset:
+    """``n`` inputs from a small labelled folder: its images cycled, each pass after the first
+    with a seeded random crop (70-100 % of each side), horizontal flip and brightness/contrast
+    change (0.8-1.2x) before the model's resize. Labels carry over. For throughput and pipeline
+    checks at scale; the accuracy of such a set says little about the model."""
+    from PIL import Image, ImageEnhance
+
+    files, labels = _folder_files(Path(d))
+    h, w, c = image_hw_channels(t)
+    rng = np.random.default_rng(seed)
+    images = []
+    for p in files:
+        img = Image.open(p)
+        img.load()
+        images.append(img.convert("L" if c == 1 else "RGB"))
+    xs, ys, names = [], [], []
+    for k in range(n):
+        i, variant = k % len(files), k // len(files)
+        img = images[i]
+        if variant:
+            W, H = img.size
+            cw, ch = int(W * rng.uniform(0.7, 1.0)), int(H * rng.uniform(0.7, 1.0))
+            x0, y0 = int(rng.integers(0, W - cw + 1)), int(rng.integers(0, H - ch + 1))
+            img = img.crop((x0, y0, x0 + cw, y0 + ch))
+            if rng.random() < 0.5:
+                img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
+            img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.8, 1.2))
+        if img.size != (w, h):
+            img = img.resize((w, h), Image.BILINEAR)
+        xs.append(encode_pixels(np.asarray(img, dtype=np.uint8).reshape(h, w, c), t))
+        names.append(f"{files[i].name}#{variant}" if variant else files[i].name)
+        if labels:
+            ys.append(labels[files[i].name])
+    return Dataset(inputs=np.stack(xs), labels=np.array(ys, dtype=np.int64) if labels else None, names=names,
+                   source=f"{d}: {len(files)} images cycled to {n} with seeded random crop/flip/brightness "
+                          f"(seed {seed})")
+
+
 def random_dataset(t: Tensor, n: int, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
     if t.dtype == "float32":
@@ -115,12 +159,15 @@ def random_dataset(t: Tensor, n: int, seed: int = 0) -> Dataset:
     return Dataset(inputs=x, source=f"random (seed {seed})")
 
 
-def load_dataset(spec: str | None, t: Tensor, n: int | None = None) -> Dataset:
-    """spec: a folder, a .parquet, a .npy, or None / "random" for random inputs (n of them, default 16)."""
+def load_dataset(spec: str | None, t: Tensor, n: int | None = None, augment: bool = False) -> Dataset:
+    """spec: a folder, a .parquet, a .npy, or None / "random" for random inputs (n of them, default 16).
+    ``augment``: a folder smaller than ``n`` is cycled with random crops/flips to reach ``n``."""
     if spec in (None, "random"):
         return random_dataset(t, n or 16)
     p = Path(spec)
     if p.is_dir():
+        if augment and n:
+            return augmented_folder(p, t, n)
         return _from_folder(p, t, n)
     if not p.is_file():
         raise BadInput(f"{p}: no such data folder or file")

@@ -1,0 +1,80 @@
+"""`tinyc validate` end to end under QEMU: the benchmark's code path at small scale, the serial
+path real boards use, and more QEMU instances than cores."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from tests.support.paths import DATA, MODELS, REPO
+from tinyc.cli import main as tinyc
+from tinyc.frontend.tflite_reader import read_tflite
+from tinyc.target.boards import get_board
+from tinyc.validate.datasets import load_dataset
+from tinyc.validate.runner import validate
+
+pytestmark = pytest.mark.board
+VWW = MODELS / "mlperf_tiny" / "vww_96_int8.tflite"
+KWS = MODELS / "mlperf_tiny" / "kws_ref_model.tflite"
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("bench_validate", REPO / "benchmarks" / "validate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_code_path_on_20_inputs():
+    """benchmarks/validate.py's own run() (fresh build, augmented Wake Vision images, 2 QEMUs)."""
+    bench = _benchmark()
+    res, wall = bench.run(n=20, jobs=2)
+    assert res.bit_exact and res.inputs == 20 and res.mismatches == 0
+    assert res.jobs == 2 and res.path == "semihosting file" and res.emulated
+    assert "cycled to 20" in res.data
+    assert res.accuracy is not None and res.top1_agreement == 1.0
+    lat = res.latency
+    assert lat["min"] <= lat["instructions"] <= lat["max"] and lat["instructions"] > 1_000_000
+    assert 0 < res.peak_stack_bytes < get_board("stm32f746g_disco").stack_bytes
+    assert set(res.timings) >= {"compile_build", "device", "reference", "total"}
+    text = bench.table(res, wall)
+    for row in ("inputs", "wall seconds", "inputs/s", "bit-exact", "mismatches", "instructions/inference",
+                "accuracy"):
+        assert row in text, row
+
+
+def test_serial_path_agrees_with_file_path():
+    """The UART path (what a real board uses) and the semihosting fast path give the same bytes."""
+    g = read_tflite(str(KWS))
+    data = load_dataset("random", g.t(g.inputs[0]), 3)
+    board = get_board("stm32f746g_disco")
+    fast = validate(KWS, board, data, emulate=True, jobs=1, quiet=True)
+    slow = validate(KWS, board, data, emulate=True, jobs=1, serial=True, quiet=True)
+    assert fast.path == "semihosting file" and slow.path == "serial"
+    assert fast.bit_exact and slow.bit_exact
+    assert fast.latency["instructions"] == slow.latency["instructions"]
+
+
+def test_more_qemu_instances_than_cores(capsys):
+    """--jobs 3 on a 2-core machine: every input is run exactly once, results in input order."""
+    rc = tinyc(["validate", str(KWS), "--board", "mps2_an386", "--data", "random", "-n", "7", "--jobs", "3",
+                "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0 and doc["bit_exact"] and doc["inputs"] == 7 and doc["jobs"] == 3
+    assert doc["latency"]["instructions"] > 0 and doc["accuracy"] is None
+
+
+def test_folder_smaller_than_n_is_augmented_only_when_asked():
+    g = read_tflite(str(VWW))
+    t = g.t(g.inputs[0])
+    plain = load_dataset(str(DATA / "wake_vision_test_128"), t, 25)
+    aug = load_dataset(str(DATA / "wake_vision_test_128"), t, 25, augment=True)
+    assert len(plain.inputs) == 10 and len(aug.inputs) == 25
+    assert np.array_equal(aug.inputs[:10], plain.inputs)  # the first pass is the images themselves
+    assert not np.array_equal(aug.inputs[10], aug.inputs[0])
+    assert list(aug.labels[10:20]) == list(plain.labels)
+    again = load_dataset(str(DATA / "wake_vision_test_128"), t, 25, augment=True)
+    assert np.array_equal(again.inputs, aug.inputs)  # seeded
