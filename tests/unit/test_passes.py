@@ -252,7 +252,8 @@ def _read_unchecked(b: ModelBuilder, x: int, h: int, y: int) -> Graph:
 
 
 def test_default_pass_order() -> None:
-    assert [name for name, _ in default_passes()] == ["fold_constants", "alias_views", "fold_pad", "prune"]
+    assert [name for name, _ in default_passes()] == ["fold_constants", "alias_views", "fold_pad", "prune",
+                                                      "reorder"]
 
 
 @needs("CONV_2D")

@@ -22,13 +22,14 @@ Pass = Callable[[Graph], PassResult]
 
 
 def default_passes() -> list[tuple[str, Pass]]:
-    from tinyc.passes import alias_views, fold_constants, fold_pad, prune
+    from tinyc.passes import alias_views, fold_constants, fold_pad, prune, reorder
 
     return [
         ("fold_constants", fold_constants.run),
         ("alias_views", alias_views.run),
         ("fold_pad", fold_pad.run),
         ("prune", prune.run),
+        ("reorder", reorder.run),
     ]
 
 
