@@ -117,13 +117,14 @@ def test_conv_with_two_images_over_its_input_matches_tflm() -> None:
     _check_overlapped(m, [random_inputs(shape, 4, seed=6)], want_above=True)
 
 
-def _unary_model(kind: str, in_dtype: str, out_dtype: str, shape: tuple[int, ...]) -> bytes:
+def _unary_model(kind: str, in_dtype: str, out_dtype: str, shape: tuple[int, ...],
+                 out_q: tuple[float, int] = (0.04, 5), options: dict | None = None) -> bytes:
     b = ModelBuilder()
     q_in = dict(scale=0.05, zero_point=-3) if in_dtype != "float32" else {}
-    q_out = dict(scale=0.04, zero_point=5) if out_dtype != "float32" else {}
+    q_out = dict(scale=out_q[0], zero_point=out_q[1]) if out_dtype != "float32" else {}
     x = b.input("x", shape=shape, dtype=in_dtype, **q_in)
     y = b.tensor("y", shape=shape, dtype=out_dtype, **q_out)
-    b.op(kind, inputs=[x], outputs=[y])
+    b.op(kind, inputs=[x], outputs=[y], options=options or {})
     b.output(y)
     return b.build()
 
@@ -135,6 +136,17 @@ def test_quantize_output_over_its_input_matches_tflm(kind: str, src: str, dst: s
     rng = np.random.default_rng(7)
     x = rng.uniform(-7, 7, (6, *shape)).astype(np.float32) if src == "float32" else random_inputs(shape, 6, 8)
     _check_overlapped(_unary_model(kind, src, dst, shape), [x], want_above=False)
+
+
+@pytest.mark.parametrize("kind, out_q, options", [
+    ("RELU", (0.03, -128), None), ("RELU6", (0.05, -3), None),  # RELU_N1_TO_1: same kernel as RELU, not in TFLM
+    ("LEAKY_RELU", (0.04, 2), dict(alpha=0.1)), ("LOGISTIC", (1 / 256, -128), None),
+    ("TANH", (1 / 128, 0), None), ("HARD_SWISH", (0.03, -10), None),
+])
+def test_activation_output_over_its_input_matches_tflm(kind: str, out_q: tuple[float, int], options) -> None:
+    shape = (1, 4, 6, 5)
+    _check_overlapped(_unary_model(kind, "int8", "int8", shape, out_q, options), [random_inputs(shape, 6, 8)],
+                      want_above=False)
 
 
 def test_expansion_closer_than_proven_is_rejected_and_really_corrupts() -> None:

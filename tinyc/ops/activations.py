@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from tinyc.ir import Graph, Op, Tensor
 from tinyc.ops._activations_math import (f32, hard_swish_params, sigmoid_input_params)
-from tinyc.ops.base import Arg, KernelCall, OpSupport, SpatialWindow, pointwise_spatial, unsupported
+from tinyc.ops.base import (Arg, KernelCall, OpSupport, OverlapSpec, SpatialWindow, elementwise_overlap,
+                             pointwise_spatial, unsupported)
 from tinyc.ops.registry import register
 from tinyc.quant import activation_range, quantize_multiplier, tflite_round
 
@@ -55,8 +56,16 @@ def _call(op: Op, fn: str, params_type: str, params: dict, comment: str = "") ->
                       args=(Arg("in", op.inputs[0]), Arg("out", op.outputs[0])), comment=comment)
 
 
+class _Activation(OpSupport):
+    """What every activation kernel in activations.c shares: one pass over the elements in
+    index order, reading element i just before writing element i."""
+
+    def overlap(self, op: Op, g: Graph) -> OverlapSpec | None:
+        return elementwise_overlap(1, 1, g.t(op.outputs[0]).size)
+
+
 @register("RELU", "RELU_N1_TO_1")
-class Relu(OpSupport):
+class Relu(_Activation):
     def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
         return pointwise_spatial(op, g)
 
@@ -75,7 +84,7 @@ class Relu(OpSupport):
 
 
 @register("RELU6")
-class Relu6(OpSupport):
+class Relu6(_Activation):
     def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
         return pointwise_spatial(op, g)
 
@@ -93,7 +102,7 @@ class Relu6(OpSupport):
 
 
 @register("LEAKY_RELU")
-class LeakyRelu(OpSupport):
+class LeakyRelu(_Activation):
     def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
         return pointwise_spatial(op, g)
 
@@ -115,13 +124,13 @@ class LeakyRelu(OpSupport):
         return _call(op, "tinyc_leaky_relu_s8", "tinyc_leaky_relu_params_t", params, f"alpha {alpha}")
 
 
-class _Sigmoid(OpSupport):
-    def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
-        return pointwise_spatial(op, g)
-
+class _Sigmoid(_Activation):
     """LOGISTIC and TANH share TFLM's input rescaling to Q4.27."""
 
     function = ""
+
+    def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
+        return pointwise_spatial(op, g)
 
     def check(self, op: Op, g: Graph) -> None:
         x, y = _io(op, g)
@@ -153,7 +162,7 @@ class Tanh(_Sigmoid):
 
 
 @register("HARD_SWISH")
-class HardSwish(OpSupport):
+class HardSwish(_Activation):
     def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
         return pointwise_spatial(op, g)
 

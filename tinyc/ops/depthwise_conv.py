@@ -5,6 +5,15 @@ Supported: int8 input and output, int8 1HWC filter (C = input channels x depth_m
 with per-tensor or per-output-channel (axis 3) scales and zero point 0, int32 bias or none,
 any kernel size, depth multiplier, stride, dilation, SAME/VALID padding, fused
 NONE/RELU/RELU6/RELU_N1_TO_1. A preceding zero-point PAD is absorbed as extra padding.
+
+In place: the kernel is memmove-like (pixels in descending order when the output starts above
+the input), so the planner may overlap output and input at window_overlap's distances either
+way: about one input row of lag at stride 1, a pixel or so at stride 2. TinyEngine's
+channel-by-channel in-place variant (a one-channel temporary) was weighed and not built: at
+the layer that sets MCUNet-VWW's peak (40x40x48, stride 2) the overlap costs 48 bytes where a
+channel costs 400. The channel variant would win on small maps with many channels (late
+layers, never a peak on the shared models) and on mcunet-in3's 7x7 stride-1 44x44x80 layers
+(about 9 KB, with an arena already far below its target).
 """
 
 from __future__ import annotations
