@@ -12,7 +12,8 @@ order when the arena does not grow:
             +---------------------> step
 
 Deterministic: a fixed seed and a fixed number of steps; the time budget only cuts the search
-short on a slow machine. It stops as soon as the arena reaches the lower bound.
+short on a slow machine. It stops as soon as the arena reaches the lower bound, or after
+PATIENCE steps without a gain.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from tinyc.memory.lifetimes import align_up
 
 #: search steps per second of budget (a step is one first-fit placement of every buffer)
 STEPS_PER_SECOND = 400
+#: steps without a strictly smaller arena after which the search gives up (the bound may be
+#: out of reach: it ignores how the op order chains the overlaps)
+PATIENCE = 200
 
 
 def improve(placer: Placer, order: Sequence[int], lower: int, seconds: float, seed: int = 0) -> tuple[int, list[int]]:
@@ -42,8 +46,9 @@ def improve(placer: Placer, order: Sequence[int], lower: int, seconds: float, se
     if n < 2:
         return best_size, best
     pos_of = {b: k for k, b in enumerate(best)}
+    last_gain = 0
     for step in range(steps):
-        if best_size <= lower or (step & 15 == 0 and time.monotonic() > deadline):
+        if best_size <= lower or step - last_gain > PATIENCE or (step & 15 == 0 and time.monotonic() > deadline):
             break
         top = [i for i in range(n) if best_off[i] + placer.size[i] >= best_size - align + 1 and placer.size[i]]
         b = rng.choice(top)
@@ -60,6 +65,8 @@ def improve(placer: Placer, order: Sequence[int], lower: int, seconds: float, se
         off = placer.place(cand)
         size = align_up(placer.extent(off), align)
         if size <= best_size:
+            if size < best_size:
+                last_gain = step
             best, best_off, best_size = cand, off, size
             pos_of = {x: k for k, x in enumerate(best)}
     return best_size, best
