@@ -14,7 +14,8 @@ from tinyc.cli import main as tinyc
 from tinyc.frontend.tflite_reader import read_tflite
 from tinyc.target.boards import get_board
 from tinyc.validate.datasets import load_dataset
-from tinyc.validate.runner import validate
+from tinyc.errors import CheckFailed
+from tinyc.validate.runner import prepare_firmware, validate
 
 pytestmark = pytest.mark.board
 VWW = MODELS / "mlperf_tiny" / "vww_96_int8.tflite"
@@ -78,3 +79,29 @@ def test_folder_smaller_than_n_is_augmented_only_when_asked():
     assert list(aug.labels[10:20]) == list(plain.labels)
     again = load_dataset(str(DATA / "wake_vision_test_128"), t, 25, augment=True)
     assert np.array_equal(again.inputs, aug.inputs)  # seeded
+
+
+def test_firmware_build_cache(tmp_path, monkeypatch):
+    """Keyed by the generated project's files: a second prepare reuses the build, another board
+    builds anew, and a build that does not fit is remembered with its message."""
+    monkeypatch.setenv("TINYC_CACHE", str(tmp_path))
+    an500, an386 = get_board("mps2_an500"), get_board("mps2_an386")
+    c, d1, b1 = prepare_firmware(KWS, an500, True)
+    _, d2, b2 = prepare_firmware(KWS, an500, True, compiled=c)
+    _, d3, b3 = prepare_firmware(KWS, an386, True, compiled=c)
+    assert d1 == d2 != d3 and d1.parent == tmp_path / "firmware"
+    assert b1.log != "(cached build)" and b2.log == "(cached build)" and b3.log != "(cached build)"
+    assert b2.flash_bytes == b1.flash_bytes and b2.elf.is_file()
+    tiny = tmp_path / "boards"
+    tiny.mkdir()
+    toml = (REPO / "boards" / "stm32f746g_disco.toml").read_text()
+    toml = (toml.replace('name = "stm32f746g_disco"', 'name = "tiny_m7"').replace("default = true", "default = false")
+            .replace('aliases = ["stm32f746", "f746", "stm32f746g"]', "aliases = []")
+            .replace("length = 0x10000", "length = 0x1000"))  # DTCM 4 KB: too small for KWS' arena
+    (tiny / "tiny_m7.toml").write_text(toml)
+    board = get_board("tiny_m7", [tiny])
+    for _ in range(2):
+        with pytest.raises(CheckFailed, match=r"^tinyc: does not fit on tiny_m7: RAM region DTCM \(4096 B\) "
+                                              r"overflowed by \d+ bytes$"):
+            prepare_firmware(KWS, board, True)
+    assert len(list((tmp_path / "firmware").glob("*.does-not-fit"))) == 1

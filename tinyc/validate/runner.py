@@ -108,16 +108,55 @@ def layer_mismatch_text(m: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- firmware
-def _cache_key(compiled: Compiled, board: Board, options: Options) -> str:
-    from tinyc.target.boards import emulation_board
-    from tinyc.target.host import _digest
+_TOOLCHAIN: str | None = None
 
-    try:
-        emu = repr(emulation_board(board))
-    except BadInput:
-        emu = ""
-    text = f"{compiled.model_sha256}|{options!r}|{board!r}|{emu}|{_digest()}"
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+def _toolchain() -> str:
+    """The cross compiler's version line: a different compiler makes a different firmware."""
+    global _TOOLCHAIN
+    if _TOOLCHAIN is None:
+        import subprocess
+
+        try:
+            r = subprocess.run(["arm-none-eabi-gcc", "--version"], capture_output=True, text=True, timeout=30)
+            _TOOLCHAIN = (r.stdout.splitlines() or [""])[0]
+        except (OSError, subprocess.TimeoutExpired):
+            _TOOLCHAIN = ""
+    return _TOOLCHAIN
+
+
+def _project_key(d: Path, emulate: bool) -> str:
+    """Hash of every file of a written project (sources, linker script, Makefile, metadata),
+    the build target and the toolchain: equal keys build equal firmware."""
+    h = hashlib.sha256(f"{emulate}|{_toolchain()}".encode())
+    for f in sorted(p for p in d.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(d)).encode() + b"\0")
+        h.update(f.read_bytes())
+    return h.hexdigest()[:20] + ("-emu" if emulate else "")
+
+
+CACHE_KEEP = 48  # firmware builds kept in the cache (least recently used go first)
+
+
+def _evict(root: Path, keep: int = CACHE_KEEP) -> None:
+    now = time.time()
+    entries = []
+    for p in root.iterdir():
+        try:
+            mtime = p.stat().st_mtime
+        except FileNotFoundError:  # another process evicted it first
+            continue
+        if p.name.startswith("build."):  # a build in progress, or left by a killed run
+            if now - mtime > 3600:
+                shutil.rmtree(p, ignore_errors=True)
+            continue
+        entries.append((mtime, p))
+    entries.sort(reverse=True)
+    for _, p in entries[keep:]:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
 
 
 def _elf(d: Path, emulate: bool) -> Path:
@@ -128,18 +167,18 @@ def prepare_firmware(model: str | Path, board: Board, emulate: bool, out: Path |
                      compiled: Compiled | None = None) -> tuple[Compiled, Path, Any]:
     """Compile, write the firmware project and build it; returns (compiled, project dir, BuildResult).
 
-    With ``out`` the project is written there and built (make is incremental). Without, it
-    lives in the tinyc cache under a key over everything that determines the firmware (model,
-    compiler options, board and its QEMU twin, tinyc's own sources): a cached build is reused
-    as is, and a build that did not fit is remembered with its link-time message.
+    With ``out`` the project is written there and built (make is incremental). Without, it is
+    built in the tinyc cache under a key over the project's own files (so a change anywhere in
+    tinyc that alters the generated firmware makes a new build, and one that does not reuses the
+    old): a cached build is used as is, and a build that did not fit is remembered with its
+    link-time message.
     """
-    from tinyc.target.build import build_project, region_usage
+    from tinyc.target.build import BuildResult, build_project, region_usage
     from tinyc.target.host import cache_dir
     from tinyc.target.project import read_project, write_firmware_project
 
-    options = Options(alignment=board.alignment)
     if compiled is None:
-        compiled = compile_model(model, options)
+        compiled = compile_model(model, Options(alignment=board.alignment))
 
     def write(d: Path) -> None:
         written = compiled.write(d)
@@ -150,35 +189,38 @@ def prepare_firmware(model: str | Path, board: Board, emulate: bool, out: Path |
         write(out)
         return compiled, out, build_project(out, emulate=emulate)
 
-    from tinyc.target.build import BuildResult
-
     root = cache_dir() / "firmware"
     root.mkdir(parents=True, exist_ok=True)
-    key = _cache_key(compiled, board, options) + ("-emu" if emulate else "")
-    d, failed = root / key, root / f"{key}.does-not-fit"
-    if failed.is_file():
-        raise CheckFailed(failed.read_text().strip())
-    if _elf(d, emulate).is_file():
-        elf = _elf(d, emulate)
-        return compiled, d, BuildResult(elf, emulate, region_usage(elf, read_project(d), emulate), "(cached)")
-    tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix="build.", dir=root))
     try:
         write(tmp)
-        try:
-            build_project(tmp, emulate=emulate)
-        except CheckFailed as e:
-            if str(e).startswith("tinyc: does not fit"):
-                failed.write_text(str(e) + "\n")
-            raise
-        try:
-            os.replace(tmp, d)  # atomic; a concurrent builder of the same key may have won
-        except OSError:
-            if not _elf(d, emulate).is_file():
+        key = _project_key(tmp, emulate)
+        d, failed = root / key, root / f"{key}.does-not-fit"
+        if failed.is_file():
+            raise CheckFailed(failed.read_text().strip())
+        log = "(cached build)"
+        if not _elf(d, emulate).is_file():
+            log = ""
+            try:
+                build_project(tmp, emulate=emulate)
+            except CheckFailed as e:
+                if str(e).startswith("tinyc: does not fit"):
+                    failed.write_text(str(e) + "\n")
                 raise
+            if d.exists():
+                shutil.rmtree(d, ignore_errors=True)  # a half-built leftover
+            try:
+                os.replace(tmp, d)  # atomic; a concurrent builder of the same key may have won
+            except OSError:
+                if not _elf(d, emulate).is_file():
+                    raise
+            _evict(root)
+        else:
+            os.utime(d)  # recently used
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     elf = _elf(d, emulate)
-    return compiled, d, BuildResult(elf, emulate, region_usage(elf, read_project(d), emulate), "")
+    return compiled, d, BuildResult(elf, emulate, region_usage(elf, read_project(d), emulate), log)
 
 
 # --------------------------------------------------------------------------- device runs
@@ -242,12 +284,12 @@ def _compare(dev_out: list[list[np.ndarray]], ref: list[np.ndarray], data: Datas
 
 def validate(model: str | Path, board: Board, data: Dataset, *, emulate: bool = False, port: str | None = None,
              jobs: int = 1, serial: bool = False, out: Path | None = None, quiet: bool = False,
-             localize: bool = True) -> ValidationResult:
+             localize: bool = True, compiled: Compiled | None = None) -> ValidationResult:
     """Run ``data`` on the board (or its QEMU emulation) and on TFLM; compare everything.
 
     ``localize``: on a mismatch, rerun the first differing input layer by layer on the host
     (debug build of the same generated C) against TFLM's intermediate tensors and name the
-    first layer that differs.
+    first layer that differs. ``compiled``: the model already compiled for this board's options.
     """
     from tqdm import tqdm
 
@@ -258,8 +300,8 @@ def validate(model: str | Path, board: Board, data: Dataset, *, emulate: bool = 
     xs = np.asarray(data.inputs)
     if len(xs) == 0:
         raise BadInput("no inputs to validate")
-    options = Options(alignment=board.alignment)
-    compiled = compile_model(model, options)
+    if compiled is None:
+        compiled = compile_model(model, Options(alignment=board.alignment))
     g = compiled.graph
     if len(g.inputs) != 1:
         raise BadInput(f"validate feeds one input per inference; the model has {len(g.inputs)}")
