@@ -9,7 +9,9 @@ import json
 import numpy as np
 import pytest
 
+from tests.support.faults import corrupt_bias, first_step_of
 from tests.support.paths import DATA, MODELS, REPO
+from tinyc.compiler import Options, compile_model
 from tinyc.cli import main as tinyc
 from tinyc.frontend.tflite_reader import read_tflite
 from tinyc.target.boards import get_board
@@ -105,3 +107,20 @@ def test_firmware_build_cache(tmp_path, monkeypatch):
                                               r"overflowed by \d+ bytes$"):
             prepare_firmware(KWS, board, True)
     assert len(list((tmp_path / "firmware").glob("*.does-not-fit"))) == 1
+
+
+def test_mismatch_on_the_device_is_localised_to_its_layer():
+    """A firmware with one wrong bias: validate reports the mismatch, then a debug build of that
+    firmware dumps every layer under QEMU (semihosting) and names the corrupted layer."""
+    board = get_board("mps2_an500")
+    c = compile_model(KWS, Options(alignment=board.alignment))
+    step = first_step_of(c, "DEPTHWISE_CONV_2D", 1)
+    g = c.graph
+    data = load_dataset("random", g.t(g.inputs[0]), 2)
+    res = validate(KWS, board, data, compiled=corrupt_bias(c, step), quiet=True)
+    assert not res.bit_exact and res.mismatches >= 1 and res.first_mismatch["input"] == 0
+    m = res.first_layer_mismatch
+    assert m["step"] == step and m["layer"] == g.ops[step].index and m["op"] == "DEPTHWISE_CONV_2D"
+    assert m["where"].startswith("QEMU") and m["input"] == 0 and m["differing"] > 0
+    assert f"first differing layer: #{g.ops[step].index} DEPTHWISE_CONV_2D" in res.text()
+    assert json.loads(json.dumps(res.to_json()))["first_layer_mismatch"]["step"] == step

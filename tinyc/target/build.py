@@ -66,8 +66,11 @@ def _human(n: int) -> str:
     return f"{n} B" if n < 10 * 1024 else f"{n / 1024:.1f} KB"
 
 
-def build_project(out_dir: Path, *, emulate: bool = False, jobs: int | None = None, timeout: float = 600) -> BuildResult:
-    """Build the firmware (``make`` or ``make emulate``); a region overflow is CheckFailed."""
+def build_project(out_dir: Path, *, emulate: bool = False, jobs: int | None = None, timeout: float = 600,
+                  make_vars: dict[str, str] | None = None) -> BuildResult:
+    """Build the firmware (``make`` or ``make emulate``); a region overflow is CheckFailed.
+    ``make_vars``: extra make variables, e.g. ``{"EXTRA_CFLAGS": "-DX=1"}`` (values without
+    shell quoting: the Makefile passes them to the compiler as words)."""
     out_dir = Path(out_dir)
     meta = read_project(out_dir)
     require_tool("arm-none-eabi-gcc")
@@ -78,6 +81,7 @@ def build_project(out_dir: Path, *, emulate: bool = False, jobs: int | None = No
         raise BadInput(f"board {meta['board']} has no QEMU equivalent; cannot --emulate")
     target = "emulate" if emulate else "all"
     cmd = [make, "-C", str(out_dir), f"-j{jobs or os.cpu_count() or 1}", target]
+    cmd += [f"{k}={v}" for k, v in (make_vars or {}).items()]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -30,6 +30,7 @@ __all__ = [
     "run_litert_ref",
     "run_many",
     "tflm_arena_bytes",
+    "tflm_tensors",
     "tflm_arena_stats",
     "model_io_specs",
     "ReferenceRunError",
@@ -250,6 +251,30 @@ def run_litert_ref(model: ModelLike, inputs: Sequence[np.ndarray], *,
     return _run("litert", model, inputs, timeout, 0)
 
 
+def tflm_tensors(model: ModelLike, inputs: Sequence[np.ndarray], indices: Sequence[int], *,
+                 timeout: float = DEFAULT_TIMEOUT_S, arena_size: int = DEFAULT_TFLM_ARENA) -> dict[int, np.ndarray]:
+    """Every tensor in ``indices`` (subgraph 0) after one TFLM inference on ``inputs`` (one
+    sample per model input, shaped like the input), with all intermediate tensors preserved:
+    the golden layer outputs for localising a mismatch. Tensors TFLM does not keep are absent."""
+    import importlib
+
+    buf = _model_bytes(model)
+    in_specs, _ = model_io_specs(buf)
+    arrays, _ = _prepare_inputs(in_specs, [np.asarray(x)[None] for x in inputs])
+    count = importlib.import_module("tflite.Model").Model.GetRootAs(buf, 0).Subgraphs(0).TensorsLength()
+    indices = [int(i) for i in indices if 0 <= int(i) < count]  # TFLM segfaults on others
+    with tempfile.TemporaryDirectory(prefix="tinyc_ref_") as tmp:
+        _stage_job(tmp, buf, arrays, 0)
+        Path(tmp, "indices").write_text(" ".join(str(int(i)) for i in indices))
+        _run_worker(["tensors", str(arena_size), tmp], timeout, "tflm tensors")
+        out = {}
+        for i in indices:
+            f = Path(tmp, f"tensor_{int(i)}.npy")
+            if f.exists():
+                out[int(i)] = np.load(f)
+        return out
+
+
 _ALLOC_RE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 
 
@@ -332,6 +357,25 @@ def _worker_run(backend: str, arena_size: int, job_dirs: list[str]) -> None:
             Path(d, "error.txt").write_text(traceback.format_exc())
 
 
+def _worker_tensors(arena_size: int, job_dir: str) -> None:
+    from tflite_micro.python.tflite_micro import runtime
+
+    n_in = int(Path(job_dir, "counts").read_text().split()[0])
+    ip = runtime.Interpreter.from_file(os.path.join(job_dir, "model.tflite"), arena_size=arena_size,
+                                       intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    for i in range(n_in):
+        ip.set_input(np.load(os.path.join(job_dir, f"in_{i}.npy"))[0], i)
+    ip.invoke()
+    for idx in (int(v) for v in Path(job_dir, "indices").read_text().split()):
+        try:
+            t = ip.GetTensor(idx, 0)
+        except Exception:  # an index TFLM does not expose: the caller skips it
+            continue
+        data = t.get("tensor_data") if isinstance(t, dict) else t
+        if data is not None:
+            np.save(os.path.join(job_dir, f"tensor_{idx}.npy"), np.array(data, copy=True))
+
+
 def _worker_arena(model_path: str, arena_size: int) -> None:
     from tflite_micro.python.tflite_micro import runtime
 
@@ -346,6 +390,8 @@ def _worker_main(argv: list[str]) -> int:
     try:
         if argv[0] == "run":
             _worker_run(argv[1], int(argv[2]), argv[3:])
+        elif argv[0] == "tensors":
+            _worker_tensors(int(argv[1]), argv[2])
         elif argv[0] == "arena":
             _worker_arena(argv[1], int(argv[2]))
         elif argv[0] == "abort":  # test hook: simulate a native crash

@@ -102,9 +102,13 @@ class ValidationResult:
 def layer_mismatch_text(m: dict[str, Any]) -> str:
     """One line naming the first layer whose output differs (see tinyc/validate/localize.py)."""
     if m.get("layer") is None:
-        return f"layer dumps: {m.get('note', 'every layer matches TFLM')}"
-    return (f"first differing layer: #{m['layer']} {m['op']} -> tensor '{m['tensor']}': "
-            f"{m['differing']:,} of {m['elements']:,} bytes differ, max |diff| {m['max_abs_diff']}")
+        return f"layer dumps: {m.get('note', 'every layer matches TFLM')} ({m.get('where', '?')})"
+    stage = f" (in the patch stage of {m['patch_stage']})" if m.get("patch_stage") else ""
+    name = m["tensor"] if len(m["tensor"]) <= 48 else "..." + m["tensor"][-45:]
+    return (f"first differing layer: #{m['layer']} {m['op']}{stage} -> tensor {m['tflite_tensor']} '{name}' "
+            f"{m['shape']}: {m['differing']:,} of {m['elements']:,} values differ, max |diff| "
+            f"{m['max_abs_diff']}, first at {m['first_element']}: device {m['device']} vs TFLM "
+            f"{m['reference']} ({m['where']})")
 
 
 # --------------------------------------------------------------------------- firmware
@@ -361,7 +365,8 @@ def validate(model: str | Path, board: Board, data: Dataset, *, emulate: bool = 
 
         t = time.perf_counter()
         try:
-            layer = localize_mismatch(model, compiled, xs[first["input"]])
+            layer = localize_mismatch(model, compiled, xs[first["input"]], project=project, on_qemu=on_qemu)
+            layer["input"] = first["input"]
         except Exception as e:  # localisation is a diagnosis aid: never hide the mismatch itself
             layer = {"layer": None, "note": f"could not localise ({type(e).__name__}: {e})"}
         timings["localize"] = time.perf_counter() - t
