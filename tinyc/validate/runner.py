@@ -211,8 +211,8 @@ def prepare_firmware(model: str | Path, board: Board, emulate: bool, out: Path |
                 if str(e).startswith("tinyc: does not fit"):
                     failed.write_text(str(e) + "\n")
                 raise
-            if d.exists():
-                shutil.rmtree(d, ignore_errors=True)  # a half-built leftover
+            if d.exists() and not _elf(d, emulate).is_file():
+                shutil.rmtree(d, ignore_errors=True)  # a leftover without firmware
             try:
                 os.replace(tmp, d)  # atomic; a concurrent builder of the same key may have won
             except OSError:
