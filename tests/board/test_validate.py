@@ -124,3 +124,30 @@ def test_mismatch_on_the_device_is_localised_to_its_layer():
     assert m["where"].startswith("QEMU") and m["input"] == 0 and m["differing"] > 0
     assert f"first differing layer: #{g.ops[step].index} DEPTHWISE_CONV_2D" in res.text()
     assert json.loads(json.dumps(res.to_json()))["first_layer_mismatch"]["step"] == step
+
+
+def test_a_failing_device_stops_the_other_jobs(monkeypatch):
+    """One QEMU instance fails: the error comes back at once, the other job stops early."""
+    import threading
+    import time
+
+    from tinyc.target.device import Device
+    from tinyc.target.link import LinkError
+
+    calls: dict[str, int] = {}
+    real = Device.run_file
+
+    def run_file(self, record):
+        me = threading.current_thread().name
+        calls[me] = calls.get(me, 0) + 1
+        time.sleep(0.05)
+        if record == 2:
+            raise LinkError("injected: the board stopped answering")
+        return real(self, record)
+
+    monkeypatch.setattr(Device, "run_file", run_file)
+    g = read_tflite(str(KWS))
+    data = load_dataset("random", g.t(g.inputs[0]), 40)
+    with pytest.raises(LinkError, match="injected"):
+        validate(KWS, get_board("mps2_an500"), data, jobs=2, quiet=True)
+    assert len(calls) == 2 and min(calls.values()) <= 2 and max(calls.values()) < 10, calls

@@ -23,7 +23,8 @@ import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,8 +237,10 @@ class _JobResult:
 
 
 def _run_device(project: Path, compiled: Compiled, records: list[int], xs: np.ndarray, emulate: bool,
-                port: str | None, serial: bool, inputs_file: Path | None, progress: Any) -> _JobResult:
-    """Run ``records`` (indexes into ``xs``) on one device: a QEMU instance or the board."""
+                port: str | None, serial: bool, inputs_file: Path | None, progress: Any,
+                stop: threading.Event) -> _JobResult:
+    """Run ``records`` (indexes into ``xs``) on one device: a QEMU instance or the board.
+    Stops early when ``stop`` is set (another job failed: the run is lost anyway)."""
     from tinyc.target.device import Device
 
     g = compiled.graph
@@ -250,6 +253,8 @@ def _run_device(project: Path, compiled: Compiled, records: list[int], xs: np.nd
         if dev.qemu is not None and not serial and inputs_file is not None:
             dev.use_inputs_file(inputs_file)
             for i in records:
+                if stop.is_set():
+                    break
                 outs.append(dev.run_file(i))
                 progress.update(1)
             lat = dev.qemu.instruction_counts()  # one per invoke, written by the plugin
@@ -259,6 +264,8 @@ def _run_device(project: Path, compiled: Compiled, records: list[int], xs: np.nd
         else:
             st = None
             for i in records:
+                if stop.is_set():
+                    break
                 outs.append(dev.run([xs[i]]))
                 st = dev.stats()
                 v = st.instructions if st.instructions is not None else st.cycles
@@ -291,9 +298,10 @@ def validate(model: str | Path, board: Board, data: Dataset, *, emulate: bool = 
              localize: bool = True, compiled: Compiled | None = None) -> ValidationResult:
     """Run ``data`` on the board (or its QEMU emulation) and on TFLM; compare everything.
 
-    ``localize``: on a mismatch, rerun the first differing input layer by layer on the host
-    (debug build of the same generated C) against TFLM's intermediate tensors and name the
-    first layer that differs. ``compiled``: the model already compiled for this board's options.
+    ``localize``: on a mismatch, rerun the first differing input through a debug build that dumps
+    every layer (the same firmware under QEMU for an emulated board, else the generated C on the
+    host), compare with TFLM's intermediate tensors and name the first layer that differs.
+    ``compiled``: the model already compiled for this board's options.
     """
     from tqdm import tqdm
 
@@ -335,9 +343,13 @@ def validate(model: str | Path, board: Board, data: Dataset, *, emulate: bool = 
         if fast:
             inputs_file = Path(tmp) / "inputs.bin"
             write_inputs_file(inputs_file, [[x] for x in xs], (int(xs[0].nbytes),))
+        stop = threading.Event()
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="tinyc-device") as pool:
-            futs = [pool.submit(_run_device, project, compiled, c, xs, emulate, port, serial, inputs_file, progress)
-                    for c in chunks]
+            futs = [pool.submit(_run_device, project, compiled, c, xs, emulate, port, serial, inputs_file, progress,
+                                stop) for c in chunks]
+            done, _ = wait(futs, return_when=FIRST_EXCEPTION)
+            if any(f.exception() is not None for f in done):
+                stop.set()  # one device failed: the others stop after their current input
             results = [f.result() for f in futs]
     progress.close()
     timings["device"] = time.perf_counter() - t_dev
