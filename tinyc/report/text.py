@@ -91,6 +91,9 @@ def render_text(rep: Report, max_layers: int | None = None) -> str:
                                                            " (no split lowers the peak within the MAC budget)"))
     lines.append(f"  peak SRAM {rep.peak_sram_bytes:,} B with this plan, {rep.peak_sram_without_patches:,} B "
                  "layer by layer")
+    if pt.get("grid") and rep.peak_sram_bytes > rep.peak_sram_without_patches:
+        lines.append(f"  warning: this forced plan needs {rep.peak_sram_bytes - rep.peak_sram_without_patches:,} B more "
+                     "than layer by layer; --patch auto would not pick it")
     for a in pt.get("alternatives", [])[:3]:
         size = f"arena {a['arena_bytes']:,} B" if a.get("arena_bytes") is not None else \
             f"estimated arena {a['estimate_bytes']:,} B"
