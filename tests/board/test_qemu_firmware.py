@@ -1,7 +1,5 @@
 """Generated firmware, cross-built and run under QEMU, exchanging frames with the host link."""
 
-import socket
-import subprocess
 import time
 
 import numpy as np

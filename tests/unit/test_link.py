@@ -6,7 +6,6 @@ import pytest
 import serial
 
 from tinyc.errors import BadInput, CheckFailed
-from tinyc.target import protocol as P
 from tinyc.target.link import Link, LinkError
 from tinyc.target.simulator import SimulatedBoard, sum_model
 
