@@ -88,7 +88,12 @@ class Op:
 
 @dataclass(frozen=True, eq=False)
 class Graph:
-    """A whole model. `aliases` maps a tensor to the tensor whose bytes it shares (zero-copy views)."""
+    """A whole model. `aliases` maps a tensor to the tensor whose bytes it shares (zero-copy views).
+
+    A tensor in `alias_offsets` is a slice: its bytes start `alias_offsets[a]` bytes into the bytes
+    of `aliases[a]` and may be fewer (CONCATENATION in place: each producer writes straight into
+    its part of the output, which no op produces any more). Any other alias has its target's size.
+    """
 
     name: str
     tensors: Mapping[str, Tensor]
@@ -96,6 +101,8 @@ class Graph:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     aliases: Mapping[str, str] = field(default_factory=dict)
+    #: alias -> byte offset inside its target (slices only; see the class docstring)
+    alias_offsets: Mapping[str, int] = field(default_factory=dict)
     #: model inputs read patch by patch through the application's read_input hook, never held in the arena
     streamed: frozenset[str] = frozenset()
 
@@ -111,6 +118,26 @@ class Graph:
             if seen > len(self.aliases):
                 raise InternalError(f"alias cycle through tensor {name!r}")
         return name
+
+    def offset_in_storage(self, name: str) -> int:
+        """Where the bytes of `name` start inside the bytes of `storage(name)` (0 unless a slice)."""
+        off = 0
+        for n in self._chain(name)[:-1]:
+            off += self.alias_offsets.get(n, 0)
+        return off
+
+    def is_slice(self, name: str) -> bool:
+        """True when `name` is (a view of) a slice of another tensor's bytes."""
+        return any(n in self.alias_offsets for n in self._chain(name)[:-1])
+
+    def _chain(self, name: str) -> list[str]:
+        """name, its alias target, that one's target, ... up to the storage tensor."""
+        out = [name]
+        while out[-1] in self.aliases:
+            out.append(self.aliases[out[-1]])
+            if len(out) > len(self.aliases) + 1:
+                raise InternalError(f"alias cycle through tensor {name!r}")
+        return out
 
     def producers(self) -> dict[str, Op]:
         return {o: op for op in self.ops for o in op.outputs}
@@ -148,6 +175,27 @@ class Graph:
     def lint(self) -> None:
         """Check the invariants every pass must keep; a failure is a tinyc bug, never the user's."""
         produced: set[str] = set(self.inputs)
+        slices: dict[str, list[str]] = {}  # target -> its slices
+        for a in self.alias_offsets:
+            if a not in self.aliases:
+                raise InternalError(f"slice {a!r} has an offset but no target")
+            slices.setdefault(self.aliases[a], []).append(a)
+
+        def ready(name: str) -> bool:
+            return any(n in produced for n in self._chain(name))
+
+        def mark(name: str) -> None:
+            """name is written; a tensor made of slices is written once all of them are."""
+            produced.add(name)
+            while name in self.alias_offsets:
+                name = self.aliases[name]
+                parts = slices[name]
+                if name in produced or not all(p in produced for p in parts):
+                    return
+                if sum(self.tensors[p].nbytes for p in parts) != self.tensors[name].nbytes:
+                    raise InternalError(f"the slices of {name!r} do not cover its bytes")
+                produced.add(name)
+
         for n in self.inputs + self.outputs:
             if n not in self.tensors:
                 raise InternalError(f"graph I/O tensor {n!r} does not exist")
@@ -157,17 +205,26 @@ class Graph:
                     continue
                 if i not in self.tensors:
                     raise InternalError(f"{op.label}: input tensor {i!r} does not exist")
-                if not self.tensors[i].is_const and self.storage(i) not in produced and i not in produced:
+                if not self.tensors[i].is_const and not ready(i):
                     raise InternalError(f"{op.label}: input {i!r} is used before it is produced")
             for o in op.outputs:
                 if o not in self.tensors:
                     raise InternalError(f"{op.label}: output tensor {o!r} does not exist")
                 if o in produced:
                     raise InternalError(f"{op.label}: tensor {o!r} is produced twice")
-                produced.add(o)
+                mark(o)
         for n in self.outputs:
-            if n not in produced and self.storage(n) not in produced and not self.tensors[n].is_const:
+            if not ready(n) and not self.tensors[n].is_const:
                 raise InternalError(f"graph output {n!r} is never produced")
         for a, b in self.aliases.items():
-            if self.tensors[a].nbytes != self.tensors[self.storage(b)].nbytes:
+            if a in self.alias_offsets:
+                off = self.alias_offsets[a]
+                if off < 0 or off + self.tensors[a].nbytes > self.tensors[b].nbytes:
+                    raise InternalError(f"slice {a!r} at byte {off} does not fit in {b!r}")
+            elif self.tensors[a].nbytes != self.tensors[b].nbytes:
                 raise InternalError(f"alias {a!r} -> {b!r} changes the byte size")
+        for b, parts in slices.items():
+            spans = sorted((self.alias_offsets[p], self.alias_offsets[p] + self.tensors[p].nbytes, p) for p in parts)
+            for (_, end, p), (start, _, q) in zip(spans, spans[1:]):
+                if start < end:
+                    raise InternalError(f"slices {p!r} and {q!r} of {b!r} share bytes")

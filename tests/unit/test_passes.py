@@ -253,7 +253,7 @@ def _read_unchecked(b: ModelBuilder, x: int, h: int, y: int) -> Graph:
 
 def test_default_pass_order() -> None:
     assert [name for name, _ in default_passes()] == ["fold_constants", "alias_views", "fold_pad", "prune",
-                                                      "reorder"]
+                                                      "reorder", "concat_inplace"]
 
 
 @needs("CONV_2D")

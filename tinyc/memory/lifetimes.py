@@ -32,7 +32,10 @@ def scratch_name(step: int, k: int) -> str:
 
 
 def buffers(g: Graph, calls: Sequence[KernelCall]) -> list[Buffer]:
-    """One Buffer per storage tensor in the arena plus one per kernel scratch request."""
+    """One Buffer per storage tensor in the arena plus one per kernel scratch request.
+
+    Views and slices count as their storage: a CONCATENATION output written in place lives
+    from its first producer on (passes/concat_inplace)."""
     n = len(g.ops)
     first: dict[str, int] = {}
     last: dict[str, int] = {}

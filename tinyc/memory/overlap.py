@@ -55,7 +55,8 @@ def find_overlaps(g: Graph, bufs: Sequence[Buffer], align: int) -> list[Overlap]
     """Every overlap an op module proves safe and that can save bytes: at most one per op,
     between its output and an input whose lifetime ends at that op. The model's input is no
     exception: like every buffer, its bytes are free once its last reader has run (invoke does
-    not promise to leave it intact; the caller writes it again before each invoke)."""
+    not promise to leave it intact; the caller writes it again before each invoke). Ops
+    reading or writing a slice (CONCATENATION in place) get no rule."""
     by_name = {b.name: b for b in bufs}
     overlaps: list[Overlap] = []
     for step, op in enumerate(g.ops):
@@ -66,6 +67,8 @@ def find_overlaps(g: Graph, bufs: Sequence[Buffer], align: int) -> list[Overlap]
         xin = op.inputs[spec.input_index]
         if xin is None or g.t(xin).is_const:
             continue
+        if g.is_slice(xin) or g.is_slice(op.outputs[0]):
+            continue  # the rule's distance is between whole buffers; a slice starts inside one
         x, y = g.storage(xin), g.storage(op.outputs[0])
         if x == y or x not in by_name or y not in by_name:
             continue

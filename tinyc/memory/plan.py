@@ -13,7 +13,7 @@ from tinyc.memory.allocators import Placer, orders
 from tinyc.memory.lifetimes import Buffer, align_up, buffers
 from tinyc.memory.overlap import Overlap, find_overlaps, live_bytes_with_overlaps, used_overlaps
 from tinyc.memory.search import improve
-from tinyc.memory.verify import verify
+from tinyc.memory.verify import verify, verify_slices
 from tinyc.ops.base import KernelCall
 
 
@@ -32,7 +32,9 @@ class MemoryPlan:
     candidates: Mapping[str, int] | None = None  # arena bytes of every strategy tried
 
     def offset(self, g: Graph, tensor: str) -> int:
-        return self.offsets[g.storage(tensor)]
+        """Where `tensor` starts in the arena: its storage buffer's offset, plus its place in
+        that buffer when it is a slice (CONCATENATION in place)."""
+        return self.offsets[g.storage(tensor)] + g.offset_in_storage(tensor)
 
     @property
     def overhead(self) -> float:
@@ -49,6 +51,7 @@ def plan_memory(g: Graph, calls: Sequence[KernelCall], alignment: int = 4, strat
     """
     bufs = buffers(g, calls)
     rules = find_overlaps(g, bufs, alignment) if overlap else []
+    verify_slices(g, bufs)
     return plan_buffers(bufs, rules, len(g.ops), alignment, strategy, search_seconds)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from tinyc.errors import InternalError
+from tinyc.ir import Graph
 from tinyc.memory.lifetimes import Buffer
 from tinyc.memory.overlap import Overlap
 
@@ -47,3 +48,30 @@ def verify(bufs: Sequence[Buffer], offsets: Mapping[str, int], align: int,
                     continue
             raise InternalError(f"memory plan overlap: {a.name} [{oa}, {oa + a.size}) steps "
                                 f"{a.first}-{a.last} and {b.name} [{ob}, {ob + b.size}) steps {b.first}-{b.last}")
+
+
+def verify_slices(g: Graph, bufs: Sequence[Buffer]) -> None:
+    """Slices (CONCATENATION in place) checked from the graph alone, apart from lifetimes.py:
+    every tensor an op writes into a buffer lies inside it, no two of them share a byte, and
+    the buffer is live at every step that writes or reads one of its slices."""
+    by_name = {b.name: b for b in bufs}
+    written: dict[str, list[tuple[int, int, str]]] = {}
+    for step, op in enumerate(g.ops):
+        for name in [i for i in op.inputs if i is not None] + list(op.outputs):
+            if g.t(name).is_const or not g.is_slice(name):
+                continue
+            s = g.storage(name)
+            lo = g.offset_in_storage(name)
+            b = by_name.get(s)
+            if b is None or not 0 <= lo <= lo + g.t(name).nbytes <= b.size:
+                raise InternalError(f"slice {name} [{lo}, {lo + g.t(name).nbytes}) is outside its buffer {s}")
+            if not b.first <= step <= b.last:
+                raise InternalError(f"slice {name} is used at step {step}, buffer {s} lives "
+                                    f"steps {b.first}-{b.last}")
+            if name in op.outputs:
+                written.setdefault(s, []).append((lo, lo + g.t(name).nbytes, name))
+    for s, spans in written.items():
+        spans.sort()
+        for (_, end, p), (start, _, q) in zip(spans, spans[1:]):
+            if start < end:
+                raise InternalError(f"slices {p} and {q} of buffer {s} share bytes")

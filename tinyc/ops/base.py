@@ -198,6 +198,12 @@ class OpSupport:
         """The input whose bytes the output is, unchanged (RESHAPE): the op becomes an alias."""
         return None
 
+    def slices(self, op: Op, g: Graph) -> tuple[int, ...] | None:
+        """When the output's bytes are exactly the inputs' bytes laid end to end (CONCATENATION
+        whose axes before the concatenation axis are all 1): each input's byte offset in the
+        output, so that passes/concat_inplace can let the producers write there. None: never."""
+        return None
+
     def overlap(self, op: Op, g: Graph) -> OverlapSpec | None:
         """How the output may overlap a dying input (see OverlapSpec); None: never."""
         return None

@@ -9,7 +9,9 @@ then `_strided_copy` drops size-1 axes and merges axes contiguous on both sides,
 RESHAPE copy is one memcpy.
 
 Views (RESHAPE, SQUEEZE, EXPAND_DIMS) normally vanish: `view_of` lets passes/alias_views make
-them zero-copy aliases; `lower` is the copy used when aliasing is impossible. SHAPE, PACK,
+them zero-copy aliases; `lower` is the copy used when aliasing is impossible. Likewise a
+CONCATENATION or PACK whose inputs are contiguous in the output (`slices`) usually vanishes:
+passes/concat_inplace makes its producers write straight into the output. SHAPE, PACK,
 STRIDED_SLICE, RESHAPE (and TRANSPOSE, PAD, CONCATENATION) `fold` to constants when their
 inputs are known at compile time, which removes the SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE
 chain of the MCUNet Wake Vision head.
@@ -380,6 +382,21 @@ def _concat_call(op: Op, g: Graph, outer: int, copy_elems: list[int], comment: s
                       params_type="tinyc_concat_params_t", params=params, args=args, comment=comment)
 
 
+def _end_to_end(op: Op, g: Graph, axis: int) -> tuple[int, ...] | None:
+    """Byte offsets of the inputs in the output when nothing varies before `axis` in the
+    output (every outer dimension 1): the inputs are then contiguous, in order."""
+    y = g.t(op.outputs[0])
+    if any(d != 1 for d in y.shape[:axis]):
+        return None
+    offsets, at = [], 0
+    for i in op.inputs:
+        if i is None:
+            return None
+        offsets.append(at)
+        at += g.t(i).nbytes
+    return tuple(offsets) if at == y.nbytes else None
+
+
 def _check_inputs(op: Op, g: Graph, dtypes: tuple[str, ...]) -> None:
     if not op.inputs or any(i is None for i in op.inputs) or len(op.outputs) != 1:
         raise unsupported(op, g, "expects at least one input and one output")
@@ -440,6 +457,9 @@ class Concatenation(OpSupport):
             return None
         return [np.concatenate([t.data for t in ts], axis=self._axis(op, g))]  # type: ignore[misc]
 
+    def slices(self, op: Op, g: Graph) -> tuple[int, ...] | None:
+        return _end_to_end(op, g, self._axis(op, g))
+
     def lower(self, op: Op, g: Graph) -> KernelCall:
         y = g.t(op.outputs[0])
         axis = self._axis(op, g)
@@ -479,6 +499,9 @@ class Pack(OpSupport):
         if any(t.data is None for t in ts):
             return None
         return [np.stack([t.data for t in ts], axis=self._axis(op, g))]  # type: ignore[misc]
+
+    def slices(self, op: Op, g: Graph) -> tuple[int, ...] | None:
+        return _end_to_end(op, g, self._axis(op, g))
 
     def lower(self, op: Op, g: Graph) -> KernelCall:
         y = g.t(op.outputs[0])

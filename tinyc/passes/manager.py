@@ -22,7 +22,7 @@ Pass = Callable[[Graph], PassResult]
 
 
 def default_passes() -> list[tuple[str, Pass]]:
-    from tinyc.passes import alias_views, fold_constants, fold_pad, prune, reorder
+    from tinyc.passes import alias_views, concat_inplace, fold_constants, fold_pad, prune, reorder
 
     return [
         ("fold_constants", fold_constants.run),
@@ -30,6 +30,7 @@ def default_passes() -> list[tuple[str, Pass]]:
         ("fold_pad", fold_pad.run),
         ("prune", prune.run),
         ("reorder", reorder.run),
+        ("concat_inplace", concat_inplace.run),  # after reorder: the order fixes who reads what when
     ]
 
 
