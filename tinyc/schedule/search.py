@@ -200,6 +200,9 @@ def search(g: Graph, macs: Sequence[int], live_per_step: Sequence[int], unpatche
                                    estimate_bytes=est, macs=total - orig + sm, mac_overhead=over))
             if request.mode == "auto":
                 best_bound = min(best_bound, est)
+    if request.mode == "fixed" and not cands:
+        raise BadInput(f"--patch {request.grid[0]}x{request.grid[1]}@{request.split}: with this grid some patch "
+                       "would read only padding; use fewer patches")
     cands.sort(key=lambda c: (c.estimate_bytes, c.macs))
     real: list[tuple[Candidate, Patched]] = []
     for c in cands[:REAL_PLANS]:
