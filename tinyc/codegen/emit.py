@@ -238,9 +238,9 @@ def _blocks(g: Graph, steps: list[Step], prefix: str) -> list[Block]:
         b.patches[-1].steps.append(s)
     for b in blocks:
         if b.grid is not None:
-            first, last = b.patches[0].steps, b.patches[0].steps
-            b.comment = (f"layers #{first[0].index}..#{last[-1].index} run as a {b.grid[0]}x{b.grid[1]} grid of "
-                         f"patches of layer #{last[-1].index}'s output (MCUNetV2 patch-based inference)")
+            steps = b.patches[0].steps
+            b.comment = (f"layers #{steps[0].index}..#{steps[-1].index} run as a {b.grid[0]}x{b.grid[1]} grid of "
+                         f"patches of layer #{steps[-1].index}'s output (MCUNetV2 patch-based inference)")
     return blocks
 
 
