@@ -125,3 +125,17 @@ def test_mobilenetv2_fits_320kb_with_the_input_whole() -> None:
     peak, doc = _peak("wake_vision/wv_quality_mobilenetv2.tflite")
     assert doc["patch"]["input"] == "whole" and doc["io_bytes"] >= 224 * 224 * 3
     assert peak <= 320 * 1024, doc["patch"]
+
+
+@pytest.mark.board
+def test_streamed_input_validates_on_the_emulated_f746(capsys: pytest.CaptureFixture[str]) -> None:
+    """The firmware feeds a streamed-input model through the default reader: same bytes as TFLM."""
+    import json
+
+    from tinyc.cli import main
+
+    rc = main(["validate", str(MODELS / "hanlab/vww.tflite"), "--emulate", "--data", "random", "-n", "2",
+               "--patch-input", "stream", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0 and doc["bit_exact"] is True and doc["inputs"] == 2
+    assert doc["arena_bytes"] <= 56_000

@@ -7,10 +7,13 @@ import json
 from pathlib import Path
 
 from tinyc.errors import CheckFailed
+from tinyc.schedule.arguments import add_patch_arguments
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from tinyc.compiler import Options, compile_model
     from tinyc.frontend.tflite_reader import read_tflite
+    from tinyc.schedule.arguments import patch_options
     from tinyc.target.boards import get_board
     from tinyc.validate.datasets import load_dataset
     from tinyc.validate.runner import validate
@@ -18,8 +21,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     board = get_board(args.board, [Path(d) for d in args.boards_dir])
     g = read_tflite(args.model)
     data = load_dataset(args.data, g.t(g.inputs[0]), args.n, augment=args.augment)
+    compiled = compile_model(args.model, Options(alignment=board.alignment, **patch_options(args)))
     res = validate(args.model, board, data, emulate=args.emulate, port=args.port, jobs=args.jobs,
-                   serial=args.serial, out=Path(args.output) if args.output else None, quiet=args.json)
+                   serial=args.serial, out=Path(args.output) if args.output else None, quiet=args.json,
+                   compiled=compiled)
     print(json.dumps(res.to_json(), indent=2) if args.json else res.text())
     if not res.bit_exact:
         raise CheckFailed(f"{res.mismatches} of {res.inputs} inputs differ from TFLM")
@@ -41,4 +46,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--serial", action="store_true", help="emulated boards: send inputs over the UART, as real boards")
     v.add_argument("-o", "--output", help="keep the firmware project in this folder")
     v.add_argument("--json", action="store_true", help="print one JSON document")
+    add_patch_arguments(v)
     v.set_defaults(func=_cmd_validate)
