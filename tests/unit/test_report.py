@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.support.paths import MODELS
 from tinyc.cli import main
-from tinyc.compiler import compile_model
+from tinyc.compiler import Compiled, Options, compile_model
 from tinyc.report.report import build_report
 from tinyc.target.boards import get_board
 
@@ -78,3 +79,24 @@ def test_report_html_is_one_self_contained_page(tmp_path: Path) -> None:
     assert "patch" in text.lower() and "peak SRAM" in text
     assert main(["report", model, "--board", "stm32f746", "--html", str(page)]) == 2  # no silent overwrite
     assert main(["report", model, "--board", "stm32f746", "--html", str(page), "--force"]) == 0
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
+def test_static_data_is_read_off_the_objects_not_assumed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runtime static data comes from the cross-compiled objects: the arena and the streamed-input
+    buffer are accounted on their own lines, any other .data/.bss lands in the peak."""
+    c = compile_model(MODELS / "tflm/person_detect.tflite", Options(patch="2x4@3", patch_input="stream"))
+    board = get_board("stm32f746")
+    base = build_report(c, board)
+    assert base.static_data.how == "compiled" and base.static_data.bytes == 0
+    assert base.peak_sram_bytes == base.arena.bytes + base.stack.bytes  # arena and input buffer not double counted
+    assert base.streamed_input_bytes == 96 * 96
+
+    real_files = Compiled.files
+    monkeypatch.setattr(Compiled, "files", lambda self: {
+        k: v + ("\nint tinyc_table[300] = {1};\nstatic char tinyc_log[77];\n"
+                "char *tinyc_log_at(int i) { return &tinyc_log[i]; }\n" if k == "model.c" else "")
+        for k, v in real_files(self).items()})
+    grown = build_report(c, board)
+    assert grown.static_data.bytes == 1200 + 77
+    assert grown.peak_sram_bytes == base.peak_sram_bytes + 1277 + (grown.stack.bytes - base.stack.bytes)
