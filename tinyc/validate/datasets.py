@@ -7,12 +7,16 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tinyc.errors import BadInput
 from tinyc.ir import Tensor
 from tinyc.validate.preprocess import encode_pixels, image_hw_channels, load_image
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 # Wake Vision's fine-grained benchmark columns: accuracy is reported per slice when present.
@@ -61,43 +65,102 @@ def _from_folder(d: Path, t: Tensor, n: int | None) -> Dataset:
     return Dataset(inputs=xs, labels=ys, names=[p.name for p in files], source=str(d))
 
 
-def _from_parquet(p: Path, t: Tensor, n: int | None) -> Dataset:
+def _read_parquet(p: Path, n: int | None) -> pa.Table:
+    """The first ``n`` rows (all when n is falsy) as a pyarrow Table. Batches are read only until
+    ``n`` rows are in hand, so ``-n 10`` on a multi-hundred-MB Wake Vision shard stays cheap."""
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as e:
         raise BadInput("reading parquet needs pyarrow (pip install pyarrow)") from e
+    try:
+        f = pq.ParquetFile(p)
+        batches, rows = [], 0
+        for b in f.iter_batches(batch_size=min(n, 1024) if n else 1024):
+            batches.append(b)
+            rows += b.num_rows
+            if n and rows >= n:
+                break
+        table = pa.Table.from_batches(batches, schema=f.schema_arrow)
+    except (pa.ArrowException, OSError) as e:
+        raise BadInput(f"{p}: not a readable parquet file ({str(e).splitlines()[0]})") from None
+    return table.slice(0, n) if n else table
+
+
+def _image_bytes(v: object, where: str) -> bytes:
+    """Encoded image bytes of one ``image`` cell: Hugging Face writes a struct {bytes, path};
+    plain binary columns hold the bytes directly. A path-only struct refers to a file outside the
+    shard, which we do not chase."""
+    raw = v.get("bytes") if isinstance(v, dict) else v
+    if isinstance(raw, (bytes, bytearray)) and raw:
+        return bytes(raw)
+    path = v.get("path") if isinstance(v, dict) else None
+    raise BadInput(f"{where}: the image cell has no image bytes" + (f" (only a path, {path!r})" if path else ""))
+
+
+def _decode(raw: bytes, t: Tensor, where: str) -> np.ndarray:
+    """JPEG/PNG bytes -> one model input, the same convert/resize/encode steps as ``load_image``."""
     from PIL import Image
 
-    table = pq.read_table(p)
+    h, w, c = image_hw_channels(t)
+    try:
+        img = Image.open(io.BytesIO(raw))
+        img = img.convert("L" if c == 1 else "RGB")
+    except Exception as e:  # PIL raises several types for bad or truncated data
+        raise BadInput(f"{where}: not a readable image ({e})") from None
+    if img.size != (w, h):
+        img = img.resize((w, h), Image.BILINEAR)
+    return encode_pixels(np.asarray(img, dtype=np.uint8).reshape(h, w, c), t)
+
+
+def _person_label(v: object, where: str) -> int:
+    """A row's class index. The runner compares every label with the prediction and has no
+    'unknown' label (a -1 would count as a wrong answer), so a null or negative ``person`` is
+    refused instead of silently lowering the accuracy."""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if not isinstance(v, int) or v < 0:
+        raise BadInput(f"{where}: 'person' is {v!r}, expected a class index such as 0 or 1")
+    return int(v)
+
+
+def _slice_masks(table: pa.Table, columns: list[str]) -> dict[str, np.ndarray]:
+    """Wake Vision's fine-grained benchmark columns (bright, far, female, ...) as boolean masks.
+    Only integer or boolean columns holding nothing but 0/1 (nulls count as 0) are slices, so an
+    id, a size or a text column never becomes one; empty slices are left out."""
+    import pyarrow as pa
+
+    slices: dict[str, np.ndarray] = {}
+    for col in columns:
+        typ = table.schema.field(col).type
+        if col in _NON_SLICE or not (pa.types.is_integer(typ) or pa.types.is_boolean(typ)):
+            continue
+        vals = [0 if v is None else int(v) for v in table.column(col).to_pylist()]
+        if set(vals) <= {0, 1} and any(vals):
+            slices[col] = np.array(vals, dtype=bool)
+    return slices
+
+
+def _from_parquet(p: Path, t: Tensor, n: int | None) -> Dataset:
+    """A Wake Vision parquet shard: ``image`` (encoded bytes), ``person`` (the label, optional)
+    and 0/1 benchmark columns that become accuracy slices. Any bad row is a one-line BadInput
+    naming the row, never a traceback."""
+    table = _read_parquet(p, n)
     if "image" not in table.column_names:
         raise BadInput(f"{p}: no 'image' column (expected a Wake Vision parquet shard)")
-    rows = table.num_rows if not n else min(n, table.num_rows)
-    h, w, c = image_hw_channels(t)
-    xs, ys, keep = [], [], []
+    if table.num_rows == 0:
+        raise BadInput(f"{p}: the shard has no rows")
     images = table.column("image").to_pylist()
-    labels = table.column("person").to_pylist() if "person" in table.column_names else None
-    for i in range(table.num_rows):
-        if len(xs) >= rows:
-            break
-        img = images[i]
-        raw = img.get("bytes") if isinstance(img, dict) else img
-        pil = Image.open(io.BytesIO(raw)).convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
-        xs.append(encode_pixels(np.asarray(pil, dtype=np.uint8).reshape(h, w, c), t))
-        ys.append(int(labels[i]) if labels is not None else -1)
-        keep.append(i)
-    slices = {}
-    for col in table.column_names:
-        if col in _NON_SLICE:
-            continue
-        vals = table.column(col).to_pylist()
-        try:
-            mask = np.array([bool(int(vals[i])) if vals[i] is not None else False for i in keep])
-        except (TypeError, ValueError):
-            continue
-        if mask.any():
-            slices[col] = mask
-    return Dataset(inputs=np.stack(xs), labels=np.array(ys) if labels is not None else None,
-                   names=[f"row{i}" for i in keep], slices=slices, source=str(p))
+    people = table.column("person").to_pylist() if "person" in table.column_names else None
+    xs, ys = [], []
+    for i, img in enumerate(images):
+        where = f"{p}: row {i}"
+        xs.append(_decode(_image_bytes(img, where), t, where))
+        if people is not None:
+            ys.append(_person_label(people[i], where))
+    return Dataset(inputs=np.stack(xs), labels=np.array(ys, dtype=np.int64) if people is not None else None,
+                   names=[f"row{i}" for i in range(len(xs))], slices=_slice_masks(table, table.column_names),
+                   source=str(p))
 
 
 def _from_npy(p: Path, t: Tensor, n: int | None) -> Dataset:
