@@ -151,3 +151,37 @@ def test_a_failing_device_stops_the_other_jobs(monkeypatch):
     with pytest.raises(LinkError, match="injected"):
         validate(KWS, get_board("mps2_an500"), data, jobs=2, quiet=True)
     assert len(calls) == 2 and min(calls.values()) <= 2 and max(calls.values()) < 10, calls
+
+
+def test_wake_vision_parquet_shard_reports_accuracy_per_slice(tmp_path, capsys):
+    """A shard laid out like Wake Vision's on Hugging Face (image struct, person, 0/1 benchmark
+    columns) validates bit-exact with accuracy per slice, device and TFLM, each with its size."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    pngs = sorted((DATA / "wake_vision_test_128").glob("*.png"))
+    images = []
+    for p in pngs:
+        buf = io.BytesIO()
+        Image.open(p).convert("RGB").save(buf, format="JPEG", quality=90)
+        images.append({"bytes": buf.getvalue(), "path": p.name})
+    person = [0 if "no_person" in p.name else 1 for p in pngs]
+    far = [k % 2 for k in range(len(pngs))]
+    table = pa.table({"image": pa.array(images, pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+                      "person": person, "far": far, "near": [1 - f for f in far],
+                      "filename": [p.name for p in pngs]})
+    shard = tmp_path / "wv-test-00000.parquet"
+    pq.write_table(table, shard)
+    assert tinyc(["validate", str(VWW), "--board", "mps2_an500", "--data", str(shard), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["bit_exact"] and doc["inputs"] == len(pngs)
+    sl = doc["accuracy_slices"]
+    assert set(sl) == {"far", "near"}
+    assert sl["far"]["inputs"] + sl["near"]["inputs"] == len(pngs)
+    # bit-exact outputs: the device's accuracy equals TFLM's on every slice
+    assert all(v["accuracy"] == v["accuracy_reference"] for v in sl.values())
+    weighted = sum(v["accuracy"] * v["inputs"] for v in sl.values()) / len(pngs)
+    assert abs(weighted - doc["accuracy"]) < 1e-9
