@@ -185,3 +185,22 @@ def test_wake_vision_parquet_shard_reports_accuracy_per_slice(tmp_path, capsys):
     assert all(v["accuracy"] == v["accuracy_reference"] for v in sl.values())
     weighted = sum(v["accuracy"] * v["inputs"] for v in sl.values()) / len(pngs)
     assert abs(weighted - doc["accuracy"]) < 1e-9
+
+
+def test_cli_exits_1_with_one_line_when_outputs_differ(monkeypatch, capsys):
+    """`tinyc validate` exit code 1 (a check failed) on a mismatch, the report still printed."""
+    import tinyc.compiler as compiler
+
+    real = compiler.compile_model
+
+    def wrong(*a, **k):
+        c = real(*a, **k)
+        return corrupt_bias(c, first_step_of(c, "DEPTHWISE_CONV_2D", 1))
+
+    monkeypatch.setattr(compiler, "compile_model", wrong)
+    rc = tinyc(["validate", str(KWS), "--board", "mps2_an500", "--data", "random", "-n", "2", "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    doc = json.loads(out)
+    assert doc["bit_exact"] is False and doc["mismatches"] >= 1
+    assert err.strip().count("\n") == 0 and "differ from TFLM" in err
