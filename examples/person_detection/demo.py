@@ -1,8 +1,9 @@
 """The tinyc demo: a Wake Vision person detector on an emulated STM32F746 Discovery.
 
 compile (peak-SRAM report) → cross-build with arm-none-eabi-gcc against the F746's real memory
-limits → run under QEMU (Cortex-M7) → validate over the link against TFLM on the 10 Wake Vision
-test images: bit-exactness, accuracy, instructions per inference, peak SRAM and flash.
+limits → run under QEMU (Cortex-M7) → validate over the serial link (the UART on a TCP socket,
+the framed protocol a real board speaks) against TFLM on the 10 Wake Vision test images:
+bit-exactness, accuracy, instructions per inference, peak SRAM and flash.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ def main() -> int:
     rc = tinyc(["build", str(OUT), "--emulate"])
     if rc:
         return rc
-    print("\n== 3. validate on QEMU mps2-an500 (Cortex-M7) against TFLM", flush=True)
+    print("\n== 3. validate on QEMU mps2-an500 (Cortex-M7) over the serial link against TFLM", flush=True)
     rc = tinyc(["validate", str(MODEL), "--board", "stm32f746g_disco", "--emulate", "--data", str(DATA),
-                "-o", str(OUT)])
+                "--serial", "-o", str(OUT)])
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s")
     return rc
 
