@@ -1,14 +1,19 @@
 """Turn real data (images, .npy, raw spectrograms) into model inputs.
 
 The rule follows the model's input tensor, not the file: images are resized to its H×W,
-converted to grayscale when it has one channel, and encoded the way TFLite image models are
-fed: uint8 inputs take the raw pixel, int8 inputs take pixel - 128 (exactly the pixel/255
-quantization of a scale 1/255, zero point -128 input, and the convention of TFLM's person
-detection example), float inputs take pixel / 127.5 - 1.
+converted to grayscale when it has one channel, and the 256 pixel levels are laid onto the 256
+levels of the quantized input: uint8 inputs take the raw pixel, int8 inputs take pixel - 128.
+That is what the input's (scale, zero point) say for image models, whatever real range they
+were trained on: [0, 1] (vww_96: 1/255, -128), [0, 255] (ResNet-8: 1, -128) and [-1, 1]
+(person_detect: 1/127.5, -1; mcunet: 1/127, 0) all span the whole integer range, and it is the
+convention of TFLM's person detection example. An input whose quantization spans a different
+real range gets a warning (mean/std normalisation cannot be read off the file). Float inputs
+take pixel / 127.5 - 1.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +28,29 @@ def image_hw_channels(t: Tensor) -> tuple[int, int, int]:
     return t.shape[1], t.shape[2], t.shape[3]
 
 
+_USUAL_RANGES = ((0.0, 1.0), (0.0, 255.0), (-1.0, 1.0))
+_warned: set[tuple[float, int]] = set()
+
+
+def _check_image_quantization(t: Tensor) -> None:
+    """Warn once per (scale, zero point) when the quantized input does not span a usual image range."""
+    q = getattr(t, "quant", None)
+    if q is None or t.dtype not in ("int8", "uint8") or (q.s, q.zp) in _warned:
+        return
+    info = np.iinfo(np.dtype(t.dtype))
+    lo, hi = (info.min - q.zp) * q.s, (info.max - q.zp) * q.s
+    width = hi - lo
+    if any(abs(lo - a) <= 0.02 * (b - a) and abs(hi - b) <= 0.02 * (b - a) for a, b in _USUAL_RANGES):
+        return
+    _warned.add((q.s, q.zp))
+    print(f"tinyc: warning: the model input's quantization spans real values [{lo:.3g}, {hi:.3g}] "
+          f"(width {width:.3g}), not [0, 1], [0, 255] or [-1, 1]; images are laid onto the whole integer "
+          f"range: check the model's own preprocessing", file=sys.stderr)
+
+
 def encode_pixels(pixels: np.ndarray, t: Tensor) -> np.ndarray:
     """uint8 pixels [H, W, C] -> one model input sample shaped like t."""
+    _check_image_quantization(t)
     p = pixels.astype(np.int16)
     if t.dtype == "uint8":
         x = p.astype(np.uint8)
