@@ -186,9 +186,9 @@ def cross_compile_sizes(c: Compiled, cpu: str, fpu: str | None, float_abi: str |
         objs = sorted(d.glob("*.o"))
         sz = subprocess.run(["arm-none-eabi-size", "-A", *map(str, objs)], capture_output=True, text=True)
         text = data = 0
-        # -fdata-sections gives every object its own section: the arena and the default reader's
-        # input buffers are accounted elsewhere (arena, streamed input), everything else is static data.
-        own = re.compile(rf"^\.bss\.{re.escape(c.program.prefix)}_(arena|input_source\d+)$")
+        # -fdata-sections gives every object its own section: the arena is accounted on its own line,
+        # everything else is static data (a streamed input's buffer reader is opt-in, not compiled here).
+        own = re.compile(rf"^\.bss\.{re.escape(c.program.prefix)}_arena$")
         for line in sz.stdout.splitlines():
             m = re.match(r"^(\.(text|rodata|data|bss)\S*)\s+(\d+)", line)
             if not m:

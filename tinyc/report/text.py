@@ -66,10 +66,9 @@ def render_text(rep: Report, max_layers: int | None = None) -> str:
     lines.append(fig("  of which scratch", rep.scratch))
     lines.append(f"  {'  of which model I/O':<20} {rep.io_bytes:>12,} B  (inside the arena, always counted)")
     if rep.streamed_input_bytes:
-        lines.append(f"  {'streamed input':<20} {rep.streamed_input_bytes:>12,} B  (not in the peak: "
-                     "<name>_read_input() fetches it box by box from where your application keeps it, e.g. a "
-                     "camera or external RAM; the default reader's buffer adds these bytes to SRAM unless "
-                     "<NAME>_INPUT_ATTR places it outside)")
+        lines.append(f"  {'streamed input':<20} {rep.streamed_input_bytes:>12,} B  (not in SRAM: your application's "
+                     "<name>_read_input() fetches the boxes from a camera, external RAM or flash; with "
+                     "<NAME>_READ_INPUT_BUFFER tinyc's buffer reader holds it instead, adding these bytes)")
     lines.append(fig("runtime static data", rep.static_data))
     lines.append(fig("stack", rep.stack))
     lines.append(f"  {'peak SRAM':<20} {rep.peak_sram_bytes:>12,} B  (arena + static data + stack)")

@@ -104,7 +104,9 @@ def build_host(compiled: Compiled, out_dir: Path, sanitize: bool = False, opt: s
                                                       "header": model_basename(name) + ".h"})
     exe = out_dir / (name + ("_asan" if sanitize else ""))
     srcs = [f"{model_basename(name)}.c", "host_main.c"] + [f"runtime/src/{s}" for s in compiled.program.sources]
-    cmd = ["gcc", *WARN_FLAGS, opt, "-g" if sanitize else "-g0", "-Iruntime/include", "-I.", *srcs, "-o", exe.name, "-lm"]
+    # A streamed input is fed through the opt-in buffer reader: the host run writes it via <name>_input().
+    cmd = ["gcc", *WARN_FLAGS, opt, "-g" if sanitize else "-g0", f"-D{name.upper()}_READ_INPUT_BUFFER",
+           "-Iruntime/include", "-I.", *srcs, "-o", exe.name, "-lm"]
     if sanitize:
         cmd[len(WARN_FLAGS) + 1:len(WARN_FLAGS) + 1] = SANITIZE_FLAGS
     r = subprocess.run(cmd, cwd=out_dir, capture_output=True, text=True)
