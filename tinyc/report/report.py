@@ -1,7 +1,7 @@
 """The peak-SRAM report: one Report object; text, JSON and plots are views of it.
 
 Every total says how it was obtained ("planned" by our planner, "compiled" from object
-sizes of the board's cross compiler, "estimated" from -fstack-usage, or "unknown" when the
+sizes of the board's cross compiler, "estimated" from gcc's call graph with stack usage (-fcallgraph-info=su), or "unknown" when the
 toolchain is missing), because an SRAM figure with no provenance is worthless to a user.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 
 from tinyc.codegen.emit import model_basename
 from tinyc.compiler import Compiled
+from tinyc.report.stack import CallGraph
 
 
 @dataclass(frozen=True)
@@ -162,13 +163,13 @@ def _patch_summary(c: Compiled) -> dict[str, Any]:
 @dataclass(frozen=True)
 class CompiledSizes:
     code: int        # .text + .rodata, weights included
-    stack: int       # worst invoke() + kernel frame from -fstack-usage
-    static_data: int  # .data + .bss outside the arena and the streamed-input buffers (reported on their own)
+    stack: int       # deepest call chain from invoke(), from gcc's call graph
+    static_data: int  # .data + .bss outside the arena
 
 
 def cross_compile_sizes(c: Compiled, cpu: str, fpu: str | None, float_abi: str | None) -> CompiledSizes | None:
     """Sizes of the model and its kernels as the board's compiler builds them (arm-none-eabi-gcc
-    objects and -fstack-usage); None when the toolchain is missing. Static data is read off the
+    objects and their call graph); None when the toolchain is missing. Static data is read off the
     objects rather than assumed to be zero, so a kernel that grows a table shows up in the peak."""
     if shutil.which("arm-none-eabi-gcc") is None or cpu == "host":
         return None
@@ -176,7 +177,7 @@ def cross_compile_sizes(c: Compiled, cpu: str, fpu: str | None, float_abi: str |
         d = Path(td)
         c.write(d)
         flags = [f"-mcpu={cpu}", "-mthumb", "-O2", "-std=c99", "-ffunction-sections", "-fdata-sections",
-                 "-fstack-usage", "-Iruntime/include", "-I."]
+                 "-fcallgraph-info=su", "-Iruntime/include", "-I."]
         if fpu and fpu != "none":
             flags += [f"-mfpu={fpu}", f"-mfloat-abi={float_abi or 'hard'}"]
         srcs = [f"{model_basename(c.program.name)}.c"] + [f"runtime/src/{s}" for s in c.program.sources]
@@ -197,16 +198,8 @@ def cross_compile_sizes(c: Compiled, cpu: str, fpu: str | None, float_abi: str |
                 text += int(m.group(3))
             elif not own.match(m.group(1)):
                 data += int(m.group(3))
-        stacks: dict[str, int] = {}
-        for su in d.glob("*.su"):
-            for line in su.read_text().splitlines():
-                parts = line.split("\t")
-                if len(parts) >= 2 and parts[1].isdigit():
-                    stacks[parts[0].rsplit(":", 1)[-1]] = int(parts[1])
-        invoke = max((v for k, v in stacks.items() if k.endswith("_invoke")), default=0)
-        kernel = max((v for k, v in stacks.items() if not k.endswith("_invoke")), default=0)
-        # invoke calls one kernel at a time, and kernels call only inlined helpers.
-        return CompiledSizes(code=text, stack=invoke + kernel + 16, static_data=data)
+        stack = CallGraph.read(sorted(d.glob("*.ci"))).worst(f"{c.program.prefix}_invoke")
+        return CompiledSizes(code=text, stack=stack, static_data=data)
 
 
 def build_report(c: Compiled, board: Any | None = None) -> Report:
