@@ -88,3 +88,85 @@ def test_table_lists_cpu_sram_flash():
     t = format_board_table(load_boards())
     line = next(l for l in t.splitlines() if l.startswith("stm32f746g_disco"))
     assert "cortex-m7" in line and "320 KB" in line and "1 MB" in line
+
+
+# -- schema: every mistake is one BadInput line naming the file and the key -------------------
+GOOD = '''name = "b"
+cpu = "cortex-m4"
+arena_region = "RAM"
+[[memory]]
+name = "FLASH"
+origin = 0x08000000
+length = 0x80000
+kind = "flash"
+[[memory]]
+name = "RAM"
+origin = 0x20000000
+length = 0x20000
+kind = "ram"
+[qemu]
+machine = "mps2-an386"
+[usb]
+vid_pid = "0483:374b"
+'''
+
+
+@pytest.mark.parametrize("old,new,key,words", [
+    ('name = "RAM"\n', '', "memory[1].name", "missing required key"),
+    ('machine = "mps2-an386"\n', 'timer0 = 0\n', "qemu.machine", "missing required key"),
+    ('length = 0x20000', 'length = "128K"', "memory[1].length", "must be an integer"),
+    ('cpu = "cortex-m4"', 'cpu = "cortex-m44"', "cpu", "unknown cpu"),
+    ('arena_region = "RAM"\n', 'arena_region = "RAM"\nstack_size = 4096\n', "stack_size", "allowed:"),
+    ('kind = "ram"', 'kind = "ram"\nsize = 4', "memory[1].size", "allowed in memory[1]: name, origin"),
+    ('origin = 0x20000000', 'origin = 0x08070000', "memory", "overlap"),
+    ('arena_region = "RAM"', 'arena_region = "SRAM9"', "arena_region", "no memory region 'SRAM9'"),
+    ('arena_region = "RAM"\n', '', "arena_region", "missing required key"),
+    ('vid_pid = "0483:374b"', 'vid_pid = "stlink"', "usb.vid_pid", "VID:PID"),
+    ('vid_pid = "0483:374b"', 'vid_pid = 1155', "usb.vid_pid", "must be a string"),
+    ('cpu = "cortex-m4"', 'cpu = "cortex-m4"\ndefault = "yes"', "default", "must be true or false"),
+    ('cpu = "cortex-m4"', 'cpu = "cortex-m4"\naliases = "bb"', "aliases", "must be a list"),
+    ('cpu = "cortex-m4"', 'cpu = "cortex-m4"\nflash = "pyocd"', "flash", "must be a table"),
+])
+def test_board_file_errors_name_file_and_key(tmp_path: Path, old, new, key, words):
+    assert old in GOOD
+    (tmp_path / "b.toml").write_text(GOOD.replace(old, new, 1))
+    with pytest.raises(BadInput) as e:
+        load_boards([tmp_path])
+    msg = str(e.value)
+    assert "\n" not in msg and str(tmp_path / "b.toml") in msg and key in msg and words in msg, msg
+
+
+def test_good_schema_board_loads(tmp_path: Path):
+    (tmp_path / "b.toml").write_text(GOOD)
+    b = load_boards([tmp_path])["b"]
+    assert b.qemu.machine == "mps2-an386" and b.usb_vid_pid == "0483:374b" and b.data_region == "RAM"
+
+
+def test_unknown_key_lists_allowed(tmp_path: Path):
+    (tmp_path / "b.toml").write_text(GOOD.replace("cpu =", "emulate_whit = \"mps2_an386\"\ncpu =", 1))
+    with pytest.raises(BadInput, match=r"unknown key 'emulate_whit' \(allowed: .*emulate_with"):
+        load_boards([tmp_path])
+
+
+@pytest.mark.parametrize("name,aliases,clash", [
+    ("b", [], "'b' is already board b"),  # same name in two user folders
+    ("stm32f746g_disco", [], "'stm32f746g_disco' is already board stm32f746g_disco"),  # shadows a shipped board
+    ("c", ["f746"], "'f746' is already an alias of stm32f746g_disco"),
+    ("c", ["b"], "'b' is already board b"),
+])
+def test_duplicate_name_or_alias_across_folders(tmp_path: Path, name, aliases, clash):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    (tmp_path / "one" / "b.toml").write_text(GOOD)
+    (tmp_path / "two" / "c.toml").write_text(GOOD.replace('name = "b"', f"name = {name!r}\naliases = {aliases!r}", 1))
+    with pytest.raises(BadInput) as e:
+        load_boards([tmp_path / "one", tmp_path / "two"])
+    msg = str(e.value)
+    assert clash in msg and str(tmp_path / "two" / "c.toml") in msg and "\n" not in msg
+
+
+def test_same_folder_twice_is_not_a_duplicate(tmp_path: Path, monkeypatch):
+    (tmp_path / "b.toml").write_text(GOOD)
+    monkeypatch.setenv("TINYC_BOARDS", str(tmp_path))
+    assert "b" in load_boards([tmp_path, tmp_path / "."])
+

@@ -6,13 +6,16 @@ SRAM2 16K, not "320K"), so the linker script, the fit check and the per-region r
 from the same facts.
 
 Search order: the shipped ``boards/`` folder, then each folder in ``$TINYC_BOARDS``
-(``os.pathsep``-separated), then ``extra_dirs`` (``--boards-dir``). A later file with the same
-board name replaces an earlier one, so a user can override a shipped board.
+(``os.pathsep``-separated), then ``extra_dirs`` (``--boards-dir``). A board name or alias may be
+defined once over all folders (to change a shipped board, copy it under another name).
+Every file is checked against one schema (``_BOARD``): a typo'd key, a wrong type, overlapping
+regions or a missing region fail with one line naming the file and the key.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +116,10 @@ class Board:
     source: str = ""  # file it was read from, for error messages
 
     # -- derived facts -------------------------------------------------------------------
+    def named(self, name: str) -> bool:
+        """True if ``name`` is this board's name or an alias (case and -/_ insensitive)."""
+        return _key(name) in map(_key, (self.name, *self.aliases))
+
     @property
     def is_host(self) -> bool:
         return self.cpu == "host"
@@ -144,82 +151,158 @@ class Board:
         return flags
 
 
-def _int(v: object, what: str, src: Path) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise BadInput(f"{src}: {what} must be an integer, got {v!r}")
-    return v
+# -- the TOML schema ------------------------------------------------------------------------
+# A table is {key: (type, required)}; a type is str/int/bool, a nested table, [T] (a list of T)
+# or a tuple (a fixed-length list, e.g. an (address, mask) pair). One schema both checks a file
+# and lists the allowed keys when a key is misspelt, so a new key is one line here.
+_Spec = object
+_MEMORY: dict[str, tuple[_Spec, bool]] = {
+    "name": (str, True), "origin": (int, True), "length": (int, True), "kind": (str, False)}
+_UART: dict[str, tuple[_Spec, bool]] = {
+    "driver": (str, False), "peripheral": (str, False), "base": (int, False), "pins": ([str], False),
+    "baud": (int, False), "clock_hz": (int, False), "gpio_base": (int, False), "gpio_stride": (int, False),
+    "gpio_enable": (int, False), "enable": ([(int, int)], False)}
+_FLASH: dict[str, tuple[_Spec, bool]] = {
+    "pyocd_target": (str, False), "openocd_cfg": (str, False), "st_flash": (bool, False)}
+_QEMU: dict[str, tuple[_Spec, bool]] = {
+    "machine": (str, True), "timer0": (int, False), "timer_hz": (int, False), "preload_addr": (int, False),
+    "preload_bytes": (int, False)}
+_BOARD: dict[str, tuple[_Spec, bool]] = {
+    "name": (str, True), "cpu": (str, True), "aliases": ([str], False), "description": (str, False),
+    "family": (str, False), "fpu": (str, False), "float_abi": (str, False), "clock_hz": (int, False),
+    "arena_region": (str, False), "data_region": (str, False), "stack_bytes": (int, False),
+    "alignment": (int, False), "cycle_counter": (str, False), "emulate_with": (str, False),
+    "default": (bool, False), "memory": ([_MEMORY], False), "uart": (_UART, False), "flash": (_FLASH, False),
+    "usb": ({"vid_pid": (str, True)}, False), "qemu": (_QEMU, False)}
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+_VID_PID = re.compile(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{4}")
+
+
+def _check(v: object, spec: _Spec, key: str, src: Path) -> None:
+    """Raise one BadInput line naming ``src`` and ``key`` if ``v`` does not match ``spec``."""
+    if isinstance(spec, dict):
+        if not isinstance(v, dict):
+            raise BadInput(f"{src}: {key} must be a table")
+        where = f"{key}." if key else ""
+        for k in v:
+            if k not in spec:
+                raise BadInput(f"{src}: unknown key {where + k!r} (allowed{' in ' + key if key else ''}: "
+                               f"{', '.join(spec)})")
+        for k, (sub, required) in spec.items():
+            if k in v:
+                _check(v[k], sub, where + k, src)
+            elif required:
+                raise BadInput(f"{src}: missing required key {where + k!r}")
+    elif isinstance(spec, list):
+        if not isinstance(v, list):
+            raise BadInput(f"{src}: {key} must be a list")
+        for i, item in enumerate(v):
+            _check(item, spec[0], f"{key}[{i}]", src)
+    elif isinstance(spec, tuple):
+        if not isinstance(v, list) or len(v) != len(spec):
+            raise BadInput(f"{src}: {key} must be a list of {len(spec)} values")
+        for i, (item, sub) in enumerate(zip(v, spec)):
+            _check(item, sub, f"{key}[{i}]", src)
+    elif not isinstance(v, spec) or (spec is int and isinstance(v, bool)):
+        raise BadInput(f"{src}: {key} must be {_TYPE_NAMES[spec]}, got {v!r}")
+
+
+def _check_facts(b: Board, src: Path) -> None:
+    """What the types cannot say: known CPU, region kinds, no overlap, named regions exist."""
+    if b.cpu not in _CPUS:
+        raise BadInput(f"{src}: cpu: unknown cpu {b.cpu!r} (known: {', '.join(_CPUS)})")
+    if b.usb_vid_pid and not _VID_PID.fullmatch(b.usb_vid_pid):
+        raise BadInput(f"{src}: usb.vid_pid {b.usb_vid_pid!r} is not like '0483:374b' (hex VID:PID)")
+    names = [r.name for r in b.memory]
+    for i, r in enumerate(b.memory):
+        if r.kind not in ("ram", "flash"):
+            raise BadInput(f"{src}: memory[{i}].kind must be 'ram' or 'flash', got {r.kind!r}")
+        if r.length <= 0 or r.origin < 0:
+            raise BadInput(f"{src}: memory[{i}] ({r.name}): origin must be >= 0 and length > 0")
+        if names.count(r.name) > 1:
+            raise BadInput(f"{src}: memory[{i}].name: region {r.name!r} is listed twice")
+    regions = sorted(b.memory, key=lambda r: r.origin)
+    for lo, hi in zip(regions, regions[1:]):
+        if hi.origin < lo.end:
+            raise BadInput(f"{src}: memory: regions {lo.name} (0x{lo.origin:08X}-0x{lo.end:08X}) and {hi.name} "
+                           f"(0x{hi.origin:08X}-0x{hi.end:08X}) overlap")
+    if b.is_host:
+        return
+    if not b.regions("flash") or not b.regions("ram"):
+        raise BadInput(f"{src}: memory: a target board needs at least one 'flash' and one 'ram' region")
+    for key, name in (("arena_region", b.arena_region), ("data_region", b.data_region)):
+        if not name:
+            raise BadInput(f"{src}: missing required key {key!r} (the RAM region that holds the arena)")
+        if name not in names:
+            raise BadInput(f"{src}: {key}: no memory region {name!r} (has {', '.join(names)})")
+        if b.region(name).kind != "ram":
+            raise BadInput(f"{src}: {key}: region {name!r} is not RAM")
 
 
 def board_from_dict(d: dict, src: Path) -> Board:
     """Build a Board from parsed TOML, with one-line errors naming the file and key."""
-    try:
-        name = d["name"]
-        cpu = d["cpu"]
-    except KeyError as e:
-        raise BadInput(f"{src}: missing required key {e.args[0]!r}") from None
-    if cpu not in _CPUS:
-        raise BadInput(f"{src}: unknown cpu {cpu!r} (known: {', '.join(_CPUS)})")
-    memory = []
-    for m in d.get("memory", []):
-        kind = m.get("kind", "ram")
-        if kind not in ("ram", "flash"):
-            raise BadInput(f"{src}: memory region {m.get('name')!r}: kind must be 'ram' or 'flash'")
-        memory.append(MemoryRegion(str(m["name"]), _int(m["origin"], "origin", src),
-                                   _int(m["length"], "length", src), kind))
+    _check(d, _BOARD, "", src)
+    memory = tuple(MemoryRegion(m["name"], m["origin"], m["length"], m.get("kind", "ram"))
+                   for m in d.get("memory", []))
     u = d.get("uart", {})
-    uart = UartConfig(
-        driver=u.get("driver", "cmsdk"), peripheral=u.get("peripheral", "UART0"),
-        base=u.get("base", 0x40004000), pins=tuple(u.get("pins", ())), baud=u.get("baud", 115200),
-        clock_hz=u.get("clock_hz", 0), gpio_base=u.get("gpio_base", 0),
-        gpio_stride=u.get("gpio_stride", 0x400), gpio_enable=u.get("gpio_enable", 0),
-        enable=tuple((int(a), int(b)) for a, b in u.get("enable", ())))
-    f = d.get("flash", {})
-    flash = FlashTools(f.get("pyocd_target", ""), f.get("openocd_cfg", ""), bool(f.get("st_flash", False)))
+    uart = UartConfig(**{k: v for k, v in u.items() if k not in ("pins", "enable")},
+                      pins=tuple(u.get("pins", ())), enable=tuple(tuple(e) for e in u.get("enable", ())))
     q = d.get("qemu")
-    qemu = None
-    if q is not None:
-        qemu = QemuConfig(machine=q["machine"], timer0=q.get("timer0", 0), timer_hz=q.get("timer_hz", 25_000_000),
-                          preload_addr=q.get("preload_addr", 0), preload_bytes=q.get("preload_bytes", 0))
-    board = Board(
-        name=name, cpu=cpu, aliases=tuple(d.get("aliases", ())), description=d.get("description", ""),
-        family=d.get("family", ""), fpu=d.get("fpu", "none"), float_abi=d.get("float_abi", "soft"),
-        clock_hz=d.get("clock_hz", 0), memory=tuple(memory), arena_region=d.get("arena_region", ""),
-        data_region=d.get("data_region", d.get("arena_region", "")), stack_bytes=d.get("stack_bytes", 8192),
-        alignment=d.get("alignment", 4), uart=uart, cycle_counter=d.get("cycle_counter", "none"),
-        flash=flash, usb_vid_pid=d.get("usb", {}).get("vid_pid", ""), qemu=qemu,
-        emulate_with=d.get("emulate_with", ""), default=bool(d.get("default", False)), source=str(src))
-    if not board.is_host:
-        if not board.regions("flash") or not board.regions("ram"):
-            raise BadInput(f"{src}: a target board needs at least one 'flash' and one 'ram' memory region")
-        board.region(board.arena_region)
-        board.region(board.data_region)
-        if board.region(board.arena_region).kind != "ram":
-            raise BadInput(f"{src}: arena_region {board.arena_region!r} is not RAM")
+    scalars = {k: v for k, v in d.items() if not isinstance(_BOARD[k][0], (dict, list))}
+    scalars.setdefault("data_region", d.get("arena_region", ""))
+    board = Board(**scalars, aliases=tuple(d.get("aliases", ())), memory=memory, uart=uart,
+                  flash=FlashTools(**d.get("flash", {})), usb_vid_pid=d.get("usb", {}).get("vid_pid", ""),
+                  qemu=QemuConfig(**q) if q is not None else None, source=str(src))
+    _check_facts(board, src)
     return board
 
 
+def read_board_file(path: Path) -> Board:
+    """One board file, checked (used directly for the board file a project recorded)."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise BadInput(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read board file ({e.strerror})") from None
+    return board_from_dict(data, Path(path))
+
+
 def _board_dirs(extra_dirs: Iterable[Path]) -> list[Path]:
-    dirs = [BOARDS_DIR]
+    """Shipped, then $TINYC_BOARDS, then ``extra_dirs``; a folder named twice is read once."""
     env = os.environ.get("TINYC_BOARDS", "")
-    dirs += [Path(p) for p in env.split(os.pathsep) if p]
-    dirs += [Path(p) for p in extra_dirs]
-    return dirs
+    dirs = [BOARDS_DIR] + [Path(p) for p in env.split(os.pathsep) if p] + [Path(p) for p in extra_dirs]
+    seen: dict[Path, Path] = {}
+    for d in dirs:
+        seen.setdefault(d.resolve(), d)
+    return list(seen.values())
+
+
+def _key(name: str) -> str:
+    return name.lower().replace("-", "_")
 
 
 def load_boards(extra_dirs: Iterable[Path] = ()) -> dict[str, Board]:
-    """All boards by canonical name. Later folders override earlier ones (see module doc)."""
+    """All boards by canonical name, from every folder (see module doc).
+
+    A name or alias defined twice is an error, never a silent pick: which file won would depend
+    on the folder order, and a project compiled for one would build for the other."""
     boards: dict[str, Board] = {}
+    owner: dict[str, Board] = {}  # every name and alias -> the board that claims it
     for d in _board_dirs(extra_dirs):
         if not d.is_dir():
             if d != BOARDS_DIR:
                 raise BadInput(f"boards folder {d} does not exist")
             continue
         for path in sorted(d.glob("*.toml")):
-            try:
-                data = tomllib.loads(path.read_text())
-            except tomllib.TOMLDecodeError as e:
-                raise BadInput(f"{path}: not valid TOML: {e}") from None
-            b = board_from_dict(data, path)
+            b = read_board_file(path)
+            for k in dict.fromkeys(map(_key, (b.name, *b.aliases))):
+                if k in owner:
+                    o = owner[k]
+                    raise BadInput(f"{path}: {'name' if k == _key(b.name) else 'aliases'}: {k!r} is already "
+                                   f"{'board ' + o.name if k == _key(o.name) else 'an alias of ' + o.name} "
+                                   f"in {o.source}; rename one of them")
+                owner[k] = b
             boards[b.name] = b
     return boards
 
@@ -229,22 +312,24 @@ def get_board(name: str | None, extra_dirs: Iterable[Path] = ()) -> Board:
     boards = load_boards(extra_dirs)
     if name is None:
         name = DEFAULT_BOARD
-    key = name.lower().replace("-", "_")
-    if key in boards:
-        return boards[key]
     for b in boards.values():
-        if key in (a.lower().replace("-", "_") for a in b.aliases):
+        if b.named(name):
             return b
     raise BadInput(f"unknown board {name!r}; known boards: {', '.join(sorted(boards))}")
 
 
 def emulation_board(board: Board, extra_dirs: Iterable[Path] = ()) -> Board:
-    """The QEMU board that runs ``board``'s firmware for ``--emulate``."""
+    """The QEMU board that runs ``board``'s firmware for ``--emulate``.
+
+    The board's own folder is searched too: a user board names its twin from the folder it was
+    read from, and callers that only hold the Board (project writing, a recorded board file)
+    need no list of folders for that."""
     if board.is_emulated:
         return board
     if not board.emulate_with:
         raise BadInput(f"board {board.name} has no QEMU equivalent (set emulate_with in {board.source})")
-    return get_board(board.emulate_with, extra_dirs)
+    own = [Path(board.source).parent] if board.source else []
+    return get_board(board.emulate_with, [*extra_dirs, *own])
 
 
 def sram_bytes(board: Board) -> int:
