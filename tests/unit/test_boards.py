@@ -170,3 +170,37 @@ def test_same_folder_twice_is_not_a_duplicate(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("TINYC_BOARDS", str(tmp_path))
     assert "b" in load_boards([tmp_path, tmp_path / "."])
 
+
+# -- shipped boards found without the repository (non-editable install) ------------------------
+def test_boards_are_package_data():
+    """The boards folder lives inside the package and pyproject ships its TOMLs."""
+    import fnmatch
+    import tomllib
+
+    import tinyc
+    from tinyc.target.boards import BOARDS_DIR
+
+    pkg = Path(tinyc.__file__).parent
+    assert BOARDS_DIR == pkg / "boards" and BOARDS_DIR.is_dir()
+    repo = pkg.parent
+    shipped = sorted(p.name for p in (repo / "boards").glob("*.toml"))
+    assert sorted(p.name for p in BOARDS_DIR.glob("*.toml")) == shipped
+    patterns = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["tinyc"]
+    for name in shipped:
+        assert any(fnmatch.fnmatch(f"boards/{name}", pat) for pat in patterns), name
+
+
+def test_installed_copy_finds_its_boards(tmp_path: Path):
+    """A copy of the package outside the repository (what a wheel installs) loads every board."""
+    import shutil
+    import subprocess
+    import sys
+
+    import tinyc
+
+    shutil.copytree(Path(tinyc.__file__).parent, tmp_path / "tinyc", ignore=shutil.ignore_patterns("__pycache__"))
+    code = "from tinyc.target.boards import load_boards, BOARDS_DIR; print(BOARDS_DIR, len(load_boards()))"
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                       env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(tmp_path / "tinyc" / "boards"), str(len(load_boards()))]

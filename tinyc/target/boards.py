@@ -23,8 +23,11 @@ from typing import Iterable
 
 from tinyc.errors import BadInput
 
-#: The folder of boards shipped with tinyc (repository root ``boards/``).
-BOARDS_DIR = Path(__file__).resolve().parents[2] / "boards"
+_PKG = Path(__file__).resolve().parents[1]
+#: The folder of boards shipped with tinyc. ``tinyc/boards`` links to the repository's ``boards/``
+#: and is package data, so an installed (non-editable) tinyc has its boards without the
+#: repository; a checkout where the link did not survive (no symlinks) falls back to ``boards/``.
+BOARDS_DIR = next((d for d in (_PKG / "boards", _PKG.parent / "boards") if d.is_dir()), _PKG / "boards")
 
 #: Used when the user gives no ``--board``.
 DEFAULT_BOARD = "stm32f746g_disco"
