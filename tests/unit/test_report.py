@@ -106,3 +106,36 @@ def test_static_data_is_read_off_the_objects_not_assumed(monkeypatch: pytest.Mon
     grown = build_report(c, board)
     assert grown.static_data.bytes == 1200 + 77
     assert grown.peak_sram_bytes == base.peak_sram_bytes + 1277 + (grown.stack.bytes - base.stack.bytes)
+
+
+@pytest.mark.parametrize("suffix", ["png", "svg"])
+def test_plot_draws_the_real_footprint_under_the_arena(tmp_path: Path, suffix: str) -> None:
+    """The timeline stacks each tensor's occupied bytes; bytes shared by in-place buffers are drawn
+    once, so every step's stack equals the union of live address ranges and stays under the arena."""
+    from tinyc.report.plot import _series
+
+    model = str(MODELS / "mlperf_tiny/vww_96_int8.tflite")
+    dest = tmp_path / f"mem.{suffix}"
+    assert main(["report", model, "--board", "stm32f746", "--plot", str(dest)]) == 0
+    assert dest.stat().st_size > 1000
+    assert main(["report", model, "--board", "stm32f746", "--plot", str(tmp_path / "mem.jpg")]) == 2
+
+    c = compile_model(model)
+    plan, steps = c.plan, len(c.graph.ops)
+    stacked = [sum(col) for col in zip(*(v for _, v in _series(c, steps)))]
+    for s in range(steps):
+        used = set()
+        for b in plan.buffers:
+            if b.first <= s <= b.last:
+                used.update(range(plan.offsets[b.name], plan.offsets[b.name] + b.size))
+        assert stacked[s] == len(used) <= plan.arena_bytes
+    # in-place buffers really do share bytes in this plan, so the old raw-size stack would overshoot
+    assert any(sum(b.size for b in plan.buffers if b.first <= s <= b.last) > stacked[s] for s in range(steps))
+
+
+def test_compile_strict_exits_1_when_the_model_does_not_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["compile", str(MODELS / "wake_vision/wv_quality_mobilenetv2.tflite"), "--board", "stm32f746",
+               "--patch", "off", "--strict", "-o", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert rc == 1 and "DOES NOT FIT" in captured.out and "over by" in captured.out
+    assert "does not fit stm32f746g_disco" in captured.err
