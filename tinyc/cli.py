@@ -52,7 +52,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         from tinyc.target.project import write_firmware_project
 
         write_firmware_project(out, board, [p.name for p in written if p.suffix == ".c" and p.parent == out],
-                               name=compiled.program.name)
+                               name=compiled.program.name, extra_dirs=[Path(d) for d in args.boards_dir])
     dt = time.perf_counter() - t0
     print(f"tinyc: compiled {compiled.model_file} for {board.name} ({len(compiled.graph.ops)} layers, "
           f"{sum(compiled.macs):,} MACs) in {dt:.2f} s -> {out}/")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyc.errors import BadInput, CheckFailed
-from tinyc.target.project import read_project
+from tinyc.target.project import is_qemu_project, read_project
 
 _OVERFLOW = re.compile(r"region [`'](\w+)' overflowed by (\d+) bytes")
 _ASSERT = re.compile(r"(tinyc: does not fit:[^\n]*)")
@@ -68,7 +68,8 @@ def _human(n: int) -> str:
 
 def build_project(out_dir: Path, *, emulate: bool = False, jobs: int | None = None, timeout: float = 600,
                   make_vars: dict[str, str] | None = None) -> BuildResult:
-    """Build the firmware (``make`` or ``make emulate``); a region overflow is CheckFailed.
+    """Build the firmware (``make`` or ``make emulate``; always the latter for a QEMU board, see
+    :func:`is_qemu_project`); a region overflow is CheckFailed.
     ``make_vars``: extra make variables, e.g. ``{"EXTRA_CFLAGS": "-DX=1"}`` (values without
     shell quoting: the Makefile passes them to the compiler as words)."""
     out_dir = Path(out_dir)
@@ -79,6 +80,9 @@ def build_project(out_dir: Path, *, emulate: bool = False, jobs: int | None = No
         raise BadInput("make not found; install it (apt-get install make)")
     if emulate and not meta.get("emulate_with"):
         raise BadInput(f"board {meta['board']} has no QEMU equivalent; cannot --emulate")
+    # A QEMU board (its own twin) only ever runs under QEMU: build the one folder that flash,
+    # validate and Device use (build-emu/), not a build/ that nothing would run.
+    emulate = emulate or is_qemu_project(meta)
     target = "emulate" if emulate else "all"
     cmd = [make, "-C", str(out_dir), f"-j{jobs or os.cpu_count() or 1}", target]
     cmd += [f"{k}={v}" for k, v in (make_vars or {}).items()]

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from tinyc.errors import BadInput, CheckFailed
-from tinyc.target.boards import emulation_board, flash_bytes, format_board_table, get_board, load_boards, sram_bytes
+from tinyc.target.boards import Board, flash_bytes, format_board_table, load_boards, sram_bytes
 
 
 def _boards_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -67,27 +67,28 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_flash(args: argparse.Namespace) -> int:
     from tinyc.target.flash import flash_board
-    from tinyc.target.project import read_project
+    from tinyc.target.project import project_boards, read_project
 
-    meta = read_project(args.dir)
-    board = get_board(args.board or meta["board"], args.boards_dir)
-    if board.name != meta["board"]:
-        raise BadInput(f"{args.dir} was generated for {meta['board']}, not {board.name}; recompile with --board")
+    board, emu = project_boards(read_project(args.dir), args.boards_dir)
+    if args.board and not board.named(args.board):
+        raise BadInput(f"{args.dir} was generated for {board.name}, not {args.board}; recompile with --board")
     if args.emulate or board.is_emulated:
-        return _run_qemu(args.dir, board, args.timeout, args.boards_dir)
+        return _run_qemu(args.dir, board, emu, args.timeout)
     tool = flash_board(args.dir, board, args.probe)
     print(f"flashed {board.name} with {tool}")
     return 0
 
 
-def _run_qemu(project: Path, board, timeout: float, dirs) -> int:
+def _run_qemu(project: Path, board: Board, emu: Board | None, timeout: float) -> int:
     """Start QEMU with the UART on a local TCP port and keep it running until it exits."""
     from tinyc.target.qemu import start_qemu
 
-    emu = emulation_board(board, dirs)
+    if emu is None:
+        raise BadInput(f"board {board.name} has no QEMU equivalent (set emulate_with in {board.source})")
     elf = Path(project) / "build-emu" / "firmware.elf"
     if not elf.exists():
-        raise BadInput(f"{elf} does not exist; run `tinyc build {project} --emulate` first")
+        flag = "" if board.is_emulated else " --emulate"
+        raise BadInput(f"{elf} does not exist; run `tinyc build {project}{flag}` first")
     q = start_qemu(elf, emu.qemu.machine, timeout=timeout)
     print(f"QEMU {emu.qemu.machine} running {board.name} firmware; serial port: {q.url} "
           f"(pyserial URL; the guest starts when you connect). Ctrl-C stops it.", flush=True)

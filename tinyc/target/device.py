@@ -16,14 +16,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
 from tinyc.errors import BadInput
 from tinyc.target import protocol as P
-from tinyc.target.boards import get_board
 from tinyc.target.link import Link, LinkError
-from tinyc.target.project import read_project
+from tinyc.target.project import project_boards, read_project
 from tinyc.target.qemu import QemuProcess, open_serial, start_qemu
 
 
@@ -56,16 +56,18 @@ class Device:
     @classmethod
     def start(cls, project_dir: Path, *, emulate: bool = False, port: str | None = None,
               expect_hash: int | None = None, expect_arena: int | None = None, count_instructions: bool = True,
-              timeout: float = 2.0, invoke_timeout: float = 60.0, qemu_timeout: float = 3600.0, **kw) -> "Device":
+              timeout: float = 2.0, invoke_timeout: float = 60.0, qemu_timeout: float = 3600.0,
+              extra_dirs: Iterable[Path] = (), **kw) -> "Device":
         """Start QEMU for an emulated/QEMU board, or open ``port`` for a real board.
 
-        The firmware must already be built (``tinyc build``, ``build_project``).
+        The firmware must already be built (``tinyc build``, ``build_project``). The board comes
+        from the project (its recorded board file; ``extra_dirs`` only for older projects).
         """
-        meta = read_project(project_dir)
-        board = get_board(meta["board"])
+        board, emu = project_boards(read_project(project_dir), extra_dirs)
         qemu = None
         if port is None and (emulate or board.is_emulated):
-            emu = get_board(meta["emulate_with"] or board.name)
+            if emu is None:
+                raise BadInput(f"board {board.name} has no QEMU equivalent (set emulate_with in {board.source})")
             elf = Path(project_dir) / "build-emu" / "firmware.elf"
             if not elf.exists():
                 raise BadInput(f"{elf} does not exist; run `tinyc build {project_dir} --emulate` first")

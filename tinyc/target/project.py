@@ -16,13 +16,14 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import jinja2
 
 from tinyc.codegen.emit import model_basename
 from tinyc.errors import BadInput
 from tinyc.target import protocol
-from tinyc.target.boards import Board, emulation_board
+from tinyc.target.boards import Board, emulation_board, get_board, read_board_file
 
 TEMPLATES = Path(__file__).parent / "templates"
 PLUGINS = Path(__file__).parent / "plugins"
@@ -111,8 +112,13 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def write_firmware_project(out_dir: Path, board: Board, model_sources: list[str], name: str = "tinyc") -> None:
-    """Add the board part of a firmware project to ``out_dir`` (model sources already there)."""
+def write_firmware_project(out_dir: Path, board: Board, model_sources: list[str], name: str = "tinyc",
+                           extra_dirs: Iterable[Path] = ()) -> None:
+    """Add the board part of a firmware project to ``out_dir`` (model sources already there).
+
+    ``extra_dirs``: board folders (``--boards-dir``) where the board's QEMU twin may be; the
+    board's own folder is always searched. The board files used are recorded in the project so
+    build, flash and validate find them without the folders (see :func:`project_boards`)."""
     out_dir = Path(out_dir)
     if board.is_host:
         raise BadInput("board 'host' has no firmware project: use `tinyc run` for the host")
@@ -122,11 +128,9 @@ def write_firmware_project(out_dir: Path, board: Board, model_sources: list[str]
     if board.uart.driver not in _UART_SOURCES:
         raise BadInput(f"{board.source}: unknown uart driver {board.uart.driver!r} "
                        f"(known: {', '.join(sorted(_UART_SOURCES))})")
-    emu = None
-    try:
-        emu = emulation_board(board)
-    except BadInput:
-        pass  # a board without a QEMU twin still gets a project, only no `make emulate`
+    # a board without a QEMU twin still gets a project, only no `make emulate`; a twin that is
+    # named but cannot be found is an error (a typo in emulate_with must not pass silently)
+    emu = emulation_board(board, extra_dirs) if board.is_emulated or board.emulate_with else None
     runs = link_regions(board, emu)
     flash = next(r for r in runs if r.kind == "flash")
     arena = _region_of(runs, board.arena_region)
@@ -147,12 +151,17 @@ def write_firmware_project(out_dir: Path, board: Board, model_sources: list[str]
         (out_dir / dst).write_text(env.get_template(tpl).render(**ctx))
     for f in ("startup.c", "tinyc_fw.h", "uart_cmsdk.c"):
         shutil.copyfile(TEMPLATES / f, out_dir / f)
-    meta = dict(board=board.name, emulate_with=emu.name if emu else None, name=name,
+    meta = dict(board=board.name, emulate_with=emu.name if emu else None, board_file=_abs(board.source),
+                emulate_with_file=_abs(emu.source) if emu else None, name=name,
                 model_sources=list(model_sources), stack_bytes=board.stack_bytes,
                 regions=[dict(name=r.name, kind=r.kind, origin=r.origin, length=r.length, members=list(r.members),
                               emu_origin=r.emu_origin) for r in runs],
                 board_regions=[dict(name=m.name, kind=m.kind, origin=m.origin, length=m.length) for m in board.memory])
     (out_dir / PROJECT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _abs(source: str) -> str | None:
+    return str(Path(source).resolve()) if source else None
 
 
 def read_project(out_dir: Path) -> dict:
@@ -161,3 +170,25 @@ def read_project(out_dir: Path) -> dict:
     if not p.exists():
         raise BadInput(f"{out_dir}: not a tinyc firmware project (no {PROJECT_FILE}); run `tinyc compile --board B`")
     return json.loads(p.read_text())
+
+
+def is_qemu_project(meta: dict) -> bool:
+    """True if the project's board is itself a QEMU machine (it is its own twin): its firmware
+    is always the emulated build, in ``build-emu/``."""
+    return meta.get("emulate_with") == meta["board"]
+
+
+def project_boards(meta: dict, extra_dirs: Iterable[Path] = ()) -> tuple[Board, Board | None]:
+    """The board a project was generated for and its QEMU twin (None if it has none).
+
+    Read from the board files recorded at compile time while they exist, so `tinyc build/flash
+    DIR` of a project made with a ``--boards-dir`` board needs no folder again; looked up by name
+    otherwise (a project from before files were recorded, or a moved file)."""
+    def one(name: str, file: str | None) -> Board:
+        if file and Path(file).is_file():
+            return read_board_file(Path(file))
+        return get_board(name, extra_dirs)
+
+    board = one(meta["board"], meta.get("board_file"))
+    emu = one(meta["emulate_with"], meta.get("emulate_with_file")) if meta.get("emulate_with") else None
+    return board, emu

@@ -18,13 +18,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from tinyc.validate.datasets import load_dataset
     from tinyc.validate.runner import validate
 
-    board = get_board(args.board, [Path(d) for d in args.boards_dir])
+    dirs = [Path(d) for d in args.boards_dir]
+    board = get_board(args.board, dirs)
     g = read_tflite(args.model)
     data = load_dataset(args.data, g.t(g.inputs[0]), args.n, augment=args.augment)
     compiled = compile_model(args.model, Options(alignment=board.alignment, **patch_options(args)))
     res = validate(args.model, board, data, emulate=args.emulate, port=args.port, jobs=args.jobs,
                    serial=args.serial, out=Path(args.output) if args.output else None, quiet=args.json,
-                   compiled=compiled)
+                   compiled=compiled, extra_dirs=dirs)
     print(json.dumps(res.to_json(), indent=2) if args.json else res.text())
     if not res.bit_exact:
         raise CheckFailed(f"{res.mismatches} of {res.inputs} inputs differ from TFLM")
@@ -35,7 +36,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     v = sub.add_parser("validate", help="run a model on a board (or its emulation) against TFLM on real data")
     v.add_argument("model")
     v.add_argument("--board", default="stm32f746g_disco")
-    v.add_argument("--boards-dir", action="append", default=[])
+    v.add_argument("--boards-dir", action="append", default=[], help="extra folder of board .toml files")
     v.add_argument("--emulate", action="store_true", help="run the board's build under QEMU (same CPU, same limits)")
     v.add_argument("--port", help="serial port of a real board (/dev/ttyACM0, socket://..., rfc2217://...)")
     v.add_argument("--data", help="folder of images + labels.csv, Wake Vision .parquet, .npy, or 'random'")

@@ -27,7 +27,7 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -184,7 +184,8 @@ def _elf(d: Path, emulate: bool) -> Path:
 
 
 def prepare_firmware(model: str | Path, board: Board, emulate: bool, out: Path | None = None,
-                     compiled: Compiled | None = None) -> tuple[Compiled, Path, Any]:
+                     compiled: Compiled | None = None,
+                     extra_dirs: Sequence[Path] = ()) -> tuple[Compiled, Path, Any]:
     """Compile, write the firmware project and build it; returns (compiled, project dir, BuildResult).
 
     With ``out`` the project is written there and built (make is incremental). Without, it is
@@ -203,7 +204,7 @@ def prepare_firmware(model: str | Path, board: Board, emulate: bool, out: Path |
     def write(d: Path) -> None:
         written = compiled.write(d)
         write_firmware_project(d, board, [p.name for p in written if p.suffix == ".c" and p.parent == d],
-                               name=compiled.program.name)
+                               name=compiled.program.name, extra_dirs=extra_dirs)
 
     if out is not None:
         write(out)
@@ -310,13 +311,15 @@ def _compare(dev_out: list[list[np.ndarray]], ref: list[np.ndarray], data: Datas
 
 def validate(model: str | Path, board: Board, data: Dataset, *, emulate: bool = False, port: str | None = None,
              jobs: int = 1, serial: bool = False, out: Path | None = None, quiet: bool = False,
-             localize: bool = True, compiled: Compiled | None = None) -> ValidationResult:
+             localize: bool = True, compiled: Compiled | None = None,
+             extra_dirs: Sequence[Path] = ()) -> ValidationResult:
     """Run ``data`` on the board (or its QEMU emulation) and on TFLM; compare everything.
 
     ``localize``: on a mismatch, rerun the first differing input through a debug build that dumps
     every layer (the same firmware under QEMU for an emulated board, else the generated C on the
     host), compare with TFLM's intermediate tensors and name the first layer that differs.
     ``compiled``: the model already compiled for this board's options.
+    ``extra_dirs``: the user's board folders (``--boards-dir``), where the board's QEMU twin may be.
     """
     from tqdm import tqdm
 
@@ -345,7 +348,8 @@ def validate(model: str | Path, board: Board, data: Dataset, *, emulate: bool = 
     ref_future = ref_pool.submit(reference)
     ref_pool.shutdown(wait=False)
     on_qemu = port is None and (emulate or board.is_emulated)
-    compiled, project, build = prepare_firmware(model, board, on_qemu, out, compiled=compiled)
+    compiled, project, build = prepare_firmware(model, board, on_qemu, out, compiled=compiled,
+                                                extra_dirs=extra_dirs)
     timings["compile_build"] = time.perf_counter() - t_start
 
     jobs = max(1, min(jobs, len(xs))) if on_qemu else 1
