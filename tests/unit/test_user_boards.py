@@ -1,5 +1,5 @@
 """User boards (``--boards-dir`` / ``$TINYC_BOARDS``) through compile, build, flash and validate;
-and the build folder of QEMU boards."""
+the build folder of QEMU boards; finding a real board's serial port by USB VID:PID."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -110,6 +111,78 @@ def test_build_of_a_qemu_board_is_the_emulated_build(tmp_path: Path, capsys):
     assert "build-emu/firmware.elf" in capsys.readouterr().out
     assert (out / "build-emu" / "firmware.elf").is_file() and not (out / "build").exists()
     assert build_project(out).elf == build_project(out, emulate=True).elf == out / "build-emu" / "firmware.elf"
+
+
+# -- USB VID:PID port discovery ---------------------------------------------------------------
+def _ports(monkeypatch, *ports: tuple[str, int | None, int | None]) -> None:
+    from serial.tools import list_ports
+
+    fake = [SimpleNamespace(device=d, vid=v, pid=p) for d, v, p in ports]
+    monkeypatch.setattr(list_ports, "comports", lambda *a, **k: fake)
+
+
+def _no_compile(monkeypatch) -> list:
+    """Record the port validate() is given; fail if anything is compiled before the port is known."""
+    import tinyc.compiler
+    import tinyc.validate.runner
+    from tinyc.errors import BadInput
+
+    seen: list = []
+
+    def fake_validate(model, board, data, **kw):
+        seen.append(kw["port"])
+        raise BadInput("stopped by the test")
+
+    monkeypatch.setattr(tinyc.validate.runner, "validate", fake_validate)
+    monkeypatch.setattr(tinyc.compiler, "compile_model", lambda *a, **k: seen.append("compiled"))
+    return seen
+
+
+ST_LINK = 0x0483, 0x374B
+OTHER = ("/dev/ttyACM0", 0x1366, 0x1015)
+VALIDATE = ["validate", str(MODEL), "--board", "stm32f746g_disco", "--data", "random", "-n", "1"]
+
+
+def test_port_found_by_vid_pid(monkeypatch, capsys):
+    _ports(monkeypatch, OTHER, ("/dev/ttyACM1", *ST_LINK), ("/dev/ttyS0", None, None))
+    seen = _no_compile(monkeypatch)
+    assert tinyc(VALIDATE) == 2
+    assert seen == ["compiled", "/dev/ttyACM1"]
+    assert "stopped by the test" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ports,words", [
+    ([OTHER, ("/dev/ttyS0", None, None)], "no serial port matches"),
+    ([("/dev/ttyACM1", *ST_LINK), ("/dev/ttyACM2", *ST_LINK)], "2 serial ports match"),
+])
+def test_port_missing_or_ambiguous_fails_before_compiling(monkeypatch, capsys, ports, words):
+    _ports(monkeypatch, *ports)
+    seen = _no_compile(monkeypatch)
+    assert tinyc(VALIDATE) == 2
+    err = capsys.readouterr().err.strip()
+    assert seen == [] and "\n" not in err
+    assert words in err and "0483:374b" in err and "--port" in err
+    for device, _, _ in ports:
+        assert device in err  # every port seen is listed
+
+
+def test_port_given_or_emulated_skips_discovery(monkeypatch):
+    from serial.tools import list_ports
+
+    monkeypatch.setattr(list_ports, "comports", lambda *a, **k: pytest.fail("port lookup"))
+    seen = _no_compile(monkeypatch)
+    assert tinyc(VALIDATE + ["--port", "socket://localhost:1"]) == 2
+    assert tinyc(VALIDATE + ["--emulate"]) == 2
+    assert seen == ["compiled", "socket://localhost:1", "compiled", None]
+
+
+def test_board_without_usb_id_asks_for_port(tmp_path: Path, monkeypatch, capsys):
+    path = user_board(tmp_path, "stm32f746g_disco", "nousb")
+    path.write_text(re.sub(r"\[usb\]\nvid_pid.*\n", "", path.read_text()))
+    _ports(monkeypatch, OTHER)
+    seen = _no_compile(monkeypatch)
+    assert tinyc(["validate", str(MODEL), "--board", "nousb", "--boards-dir", str(tmp_path), "--data", "random"]) == 2
+    assert seen == [] and "no [usb] vid_pid" in capsys.readouterr().err
 
 
 # -- end to end under QEMU ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ import numpy as np
 
 from tinyc.errors import BadInput
 from tinyc.target import protocol as P
+from tinyc.target.boards import Board
 from tinyc.target.link import Link, LinkError
 from tinyc.target.project import project_boards, read_project
 from tinyc.target.qemu import QemuProcess, open_serial, start_qemu
@@ -171,6 +172,29 @@ class Device:
                            s.stack_used_bytes, s.stack_bytes)
 
 
+def find_board_port(board: Board) -> str:
+    """The serial port of the one connected ``board``, found by its USB VID:PID (``[usb]``).
+
+    Why exactly one: with two matching boards attached, picking the first would validate
+    whichever the OS listed first. The error lists every port seen so the user can pass --port.
+    """
+    from serial.tools import list_ports
+
+    if not board.usb_vid_pid:
+        raise BadInput(f"board {board.name} has no [usb] vid_pid in {board.source}: give its serial port "
+                       f"(--port /dev/ttyACM0) or use --emulate")
+    vid, pid = (int(x, 16) for x in board.usb_vid_pid.split(":"))
+    ports = sorted(list_ports.comports(), key=lambda p: p.device)
+    found = [p.device for p in ports if p.vid == vid and p.pid == pid]
+    if len(found) == 1:
+        return found[0]
+    seen = ", ".join(f"{p.device} ({p.vid:04x}:{p.pid:04x})" if p.vid is not None else p.device
+                     for p in ports) or "none"
+    what = f"{len(found)} serial ports match" if found else "no serial port matches"
+    raise BadInput(f"{what} board {board.name}'s USB ID {board.usb_vid_pid} (ports seen: {seen}); "
+                   f"pass --port PORT (or --emulate)")
+
+
 def write_inputs_file(path: Path, batches: list[list[np.ndarray]], input_bytes: tuple[int, ...]) -> None:
     """One record per inference: every model input's bytes, in input order, back to back."""
     with open(path, "wb") as f:
@@ -182,4 +206,4 @@ def write_inputs_file(path: Path, batches: list[list[np.ndarray]], input_bytes: 
                 f.write(b)
 
 
-__all__ = ["Device", "DeviceStats", "LinkError", "write_inputs_file"]
+__all__ = ["Device", "DeviceStats", "LinkError", "find_board_port", "write_inputs_file"]
