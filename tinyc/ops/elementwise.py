@@ -134,13 +134,19 @@ class _Binary(OpSupport):
 
     def overlap(self, op: Op, g: Graph) -> OverlapSpec | None:
         """elementwise.c walks the output in index order; a full-size input is read at the same
-        index just before that index is written, so it may share the output's bytes."""
+        index just before that index is written, so it may share the output's bytes. Of two such
+        inputs, the one that can die here is offered: read by no other op and not a model output
+        (a residual ADD's skip tensor is often read again later, the block's own output is not)."""
         y = g.t(op.outputs[0])
-        for k, name in enumerate(op.inputs[:2]):
-            if name is not None and not g.t(name).is_const and tuple(g.t(name).shape) == tuple(y.shape) \
-                    and g.t(name).dtype == y.dtype:
-                return elementwise_overlap(1, 1, y.size, input_index=k)
-        return None
+        full = [k for k, name in enumerate(op.inputs[:2])
+                if name is not None and not g.t(name).is_const and tuple(g.t(name).shape) == tuple(y.shape)
+                and g.t(name).dtype == y.dtype]
+        if not full:
+            return None
+        if len(full) > 1:
+            users = g.consumers()
+            full.sort(key=lambda k: (op.inputs[k] in g.outputs, len(users.get(op.inputs[k], ()))))
+        return elementwise_overlap(1, 1, y.size, input_index=full[0])
 
     def check(self, op: Op, g: Graph) -> None:
         if len(op.inputs) != 2 or any(n is None for n in op.inputs) or len(op.outputs) != 1:
