@@ -59,15 +59,3 @@ def flash_board(project_dir: Path, board: Board, probe: str | None = None, timeo
         raise CheckFailed(f"flashing {board.name} with {cmd[0]} failed: {last[0]}")
     return cmd[0]
 
-
-def find_port(board: Board) -> str | None:
-    """The serial port of a connected board, by its USB VID:PID (first match)."""
-    if not board.usb_vid_pid:
-        return None
-    from serial.tools import list_ports
-
-    vid, pid = (int(x, 16) for x in board.usb_vid_pid.split(":"))
-    for p in list_ports.comports():
-        if p.vid == vid and p.pid == pid:
-            return p.device
-    return None
