@@ -204,3 +204,26 @@ def test_cli_exits_1_with_one_line_when_outputs_differ(monkeypatch, capsys):
     doc = json.loads(out)
     assert doc["bit_exact"] is False and doc["mismatches"] >= 1
     assert err.strip().count("\n") == 0 and "differ from TFLM" in err
+
+
+def test_inputs_are_split_over_several_boards_by_port(tmp_path, capsys):
+    """Two boards flashed with the same firmware, reached as serial ports (here two QEMU instances
+    behind socket://, exactly what a real board's /dev/ttyACM* is to the link): each takes a share,
+    all outputs bit-exact; a port named twice is refused."""
+    from tinyc.target.qemu import start_qemu
+
+    proj = tmp_path / "fw"
+    assert tinyc(["compile", str(KWS), "--board", "mps2_an500", "-o", str(proj)]) == 0
+    assert tinyc(["build", str(proj)]) == 0
+    capsys.readouterr()
+    elf = proj / "build-emu" / "firmware.elf"
+    with start_qemu(elf, "mps2-an500", count_instructions=False, timeout=120) as q1, \
+            start_qemu(elf, "mps2-an500", count_instructions=False, timeout=120) as q2:
+        rc = tinyc(["validate", str(KWS), "--board", "mps2_an500", "--data", "random", "-n", "5",
+                    "--port", q1.url, "--port", q2.url, "--json"])
+        doc = json.loads(capsys.readouterr().out)
+    assert rc == 0 and doc["bit_exact"] and doc["inputs"] == 5 and doc["jobs"] == 2
+    assert doc["input_path"] == "serial"
+    assert tinyc(["validate", str(KWS), "--board", "mps2_an500", "--data", "random", "-n", "2",
+                  "--port", "socket://127.0.0.1:9", "--port", "socket://127.0.0.1:9"]) == 2
+    assert "given twice" in capsys.readouterr().err

@@ -147,7 +147,7 @@ def test_port_found_by_vid_pid(monkeypatch, capsys):
     _ports(monkeypatch, OTHER, ("/dev/ttyACM1", *ST_LINK), ("/dev/ttyS0", None, None))
     seen = _no_compile(monkeypatch)
     assert tinyc(VALIDATE) == 2
-    assert seen == ["compiled", "/dev/ttyACM1"]
+    assert seen == ["compiled", ["/dev/ttyACM1"]]
     assert "stopped by the test" in capsys.readouterr().err
 
 
@@ -173,7 +173,7 @@ def test_port_given_or_emulated_skips_discovery(monkeypatch):
     seen = _no_compile(monkeypatch)
     assert tinyc(VALIDATE + ["--port", "socket://localhost:1"]) == 2
     assert tinyc(VALIDATE + ["--emulate"]) == 2
-    assert seen == ["compiled", "socket://localhost:1", "compiled", None]
+    assert seen == ["compiled", ["socket://localhost:1"], "compiled", None]
 
 
 def test_board_without_usb_id_asks_for_port(tmp_path: Path, monkeypatch, capsys):

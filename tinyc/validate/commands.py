@@ -1,4 +1,4 @@
-"""`tinyc validate MODEL --board B [--emulate] [--port P] [--data PATH] [-n N] [--json]`."""
+"""`tinyc validate MODEL --board B [--emulate] [--port P ...] [--data PATH] [-n N] [--json]`."""
 
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     dirs = [Path(d) for d in args.boards_dir]
     board = get_board(args.board, dirs)
-    port = args.port
-    if port is None and not (args.emulate or board.is_emulated or board.is_host):
+    ports = list(args.port or [])
+    if not ports and not (args.emulate or board.is_emulated or board.is_host):
         from tinyc.target.device import find_board_port
 
-        port = find_board_port(board)  # before compiling and building: a missing board fails fast
+        ports = [find_board_port(board)]  # before compiling and building: a missing board fails fast
     g = read_tflite(args.model)
     data = load_dataset(args.data, g.t(g.inputs[0]), args.n, augment=args.augment)
     compiled = compile_model(args.model, Options(alignment=board.alignment, **patch_options(args)))
-    res = validate(args.model, board, data, emulate=args.emulate, port=port, jobs=args.jobs,
+    res = validate(args.model, board, data, emulate=args.emulate, port=ports or None, jobs=args.jobs,
                    serial=args.serial, out=Path(args.output) if args.output else None, quiet=args.json,
                    compiled=compiled, extra_dirs=dirs)
     print(json.dumps(res.to_json(), indent=2) if args.json else res.text())
@@ -43,13 +43,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--board", default="stm32f746g_disco")
     v.add_argument("--boards-dir", action="append", default=[], help="extra folder of board .toml files")
     v.add_argument("--emulate", action="store_true", help="run the board's build under QEMU (same CPU, same limits)")
-    v.add_argument("--port", help="serial port of a real board (/dev/ttyACM0, socket://..., rfc2217://...); "
-                                  "default: the one port with the board's USB VID:PID")
+    v.add_argument("--port", action="append",
+                   help="serial port of a real board (/dev/ttyACM0, socket://..., rfc2217://...); repeat it to "
+                        "split the inputs over several boards flashed with the same firmware; default: the one "
+                        "port with the board's USB VID:PID")
     v.add_argument("--data", help="folder of images + labels.csv, Wake Vision .parquet, .npy, or 'random'")
     v.add_argument("-n", type=int, default=None, help="use at most N inputs")
     v.add_argument("--augment", action="store_true",
                    help="an image folder smaller than -n is cycled with seeded random crops/flips/brightness to N")
-    v.add_argument("--jobs", type=int, default=1, help="QEMU instances in parallel (emulated boards)")
+    v.add_argument("--jobs", type=int, default=1,
+                   help="QEMU instances in parallel (emulated boards; real boards run one job per --port)")
     v.add_argument("--serial", action="store_true", help="emulated boards: send inputs over the UART, as real boards")
     v.add_argument("-o", "--output", help="keep the firmware project in this folder")
     v.add_argument("--json", action="store_true", help="print one JSON document")

@@ -200,6 +200,7 @@ def prepare_firmware(model: str | Path, board: Board, emulate: bool, out: Path |
 
     if compiled is None:
         compiled = compile_model(model, Options(alignment=board.alignment))
+    emulate = emulate or board.is_emulated  # a QEMU board's only build is build-emu/ (build_project agrees)
 
     def write(d: Path) -> None:
         written = compiled.write(d)
@@ -265,7 +266,7 @@ def _run_device(project: Path, compiled: Compiled, records: list[int], xs: np.nd
     outs: list[list[np.ndarray]] = []
     lat: list[int] = []
     with Device.start(project, emulate=emulate, port=port, expect_hash=int(compiled.model_sha256[:8], 16),
-                      output_dtypes=dtypes, output_shapes=shapes) as dev:
+                      expect_arena=compiled.plan.arena_bytes, output_dtypes=dtypes, output_shapes=shapes) as dev:
         if dev.qemu is not None and not serial and inputs_file is not None:
             dev.use_inputs_file(inputs_file)
             for i in records:
@@ -309,7 +310,8 @@ def _compare(dev_out: list[list[np.ndarray]], ref: list[np.ndarray], data: Datas
     return mismatches, first, agree
 
 
-def validate(model: str | Path, board: Board, data: Dataset, *, emulate: bool = False, port: str | None = None,
+def validate(model: str | Path, board: Board, data: Dataset, *, emulate: bool = False,
+             port: str | Sequence[str] | None = None,
              jobs: int = 1, serial: bool = False, out: Path | None = None, quiet: bool = False,
              localize: bool = True, compiled: Compiled | None = None,
              extra_dirs: Sequence[Path] = ()) -> ValidationResult:
@@ -318,6 +320,8 @@ def validate(model: str | Path, board: Board, data: Dataset, *, emulate: bool = 
     ``localize``: on a mismatch, rerun the first differing input through a debug build that dumps
     every layer (the same firmware under QEMU for an emulated board, else the generated C on the
     host), compare with TFLM's intermediate tensors and name the first layer that differs.
+    ``port``: a real board's serial port, or several (boards flashed with the same firmware): the
+    inputs are split over them, one job per port.
     ``compiled``: the model already compiled for this board's options.
     ``extra_dirs``: the user's board folders (``--boards-dir``), where the board's QEMU twin may be.
     """
@@ -347,12 +351,15 @@ def validate(model: str | Path, board: Board, data: Dataset, *, emulate: bool = 
 
     ref_future = ref_pool.submit(reference)
     ref_pool.shutdown(wait=False)
-    on_qemu = port is None and (emulate or board.is_emulated)
+    ports: list[str] = [port] if isinstance(port, str) else list(port or [])
+    if len(set(ports)) != len(ports):
+        raise BadInput(f"a serial port is given twice: {', '.join(ports)}")
+    on_qemu = not ports and (emulate or board.is_emulated)
     compiled, project, build = prepare_firmware(model, board, on_qemu, out, compiled=compiled,
                                                 extra_dirs=extra_dirs)
     timings["compile_build"] = time.perf_counter() - t_start
 
-    jobs = max(1, min(jobs, len(xs))) if on_qemu else 1
+    jobs = max(1, min(jobs, len(xs))) if on_qemu else max(1, min(len(ports), len(xs)))
     fast = on_qemu and not serial
     chunks = [list(range(k, len(xs), jobs)) for k in range(jobs)]
     progress = tqdm(total=len(xs), desc="validate", unit="input", disable=quiet or not sys.stderr.isatty(),
@@ -365,8 +372,8 @@ def validate(model: str | Path, board: Board, data: Dataset, *, emulate: bool = 
             write_inputs_file(inputs_file, [[x] for x in xs], (int(xs[0].nbytes),))
         stop = threading.Event()
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="tinyc-device") as pool:
-            futs = [pool.submit(_run_device, project, compiled, c, xs, emulate, port, serial, inputs_file, progress,
-                                stop) for c in chunks]
+            futs = [pool.submit(_run_device, project, compiled, c, xs, emulate, ports[k] if ports else None, serial,
+                                inputs_file, progress, stop) for k, c in enumerate(chunks)]
             done, _ = wait(futs, return_when=FIRST_EXCEPTION)
             if any(f.exception() is not None for f in done):
                 stop.set()  # one device failed: the others stop after their current input
