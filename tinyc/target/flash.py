@@ -38,7 +38,8 @@ def flash_commands(project_dir: Path, board: Board, probe: str | None = None) ->
 
 
 def flash_board(project_dir: Path, board: Board, probe: str | None = None, timeout: float = 180) -> str:
-    """Program the board; returns the tool used. BadInput if no tool is installed."""
+    """Program the board with the first installed tool that succeeds; returns its name.
+    BadInput if no tool is installed, CheckFailed with every tool's last line if all fail."""
     if board.is_emulated or board.is_host:
         raise BadInput(f"board {board.name} is not flashable hardware (use --emulate / QEMU)")
     if not (Path(project_dir) / "build" / "firmware.elf").exists():
@@ -49,13 +50,15 @@ def flash_board(project_dir: Path, board: Board, probe: str | None = None, timeo
         names = ", ".join(dict.fromkeys(c[0] for c in cmds)) or "none configured"
         raise BadInput(f"no flash tool found for {board.name}; install one of: {names} "
                        f"(e.g. `pip install pyocd`, or apt-get install openocd / stlink-tools)")
-    cmd = available[0]
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise CheckFailed(f"{cmd[0]} did not finish within {timeout:g} s (is the board connected?)") from None
-    if r.returncode != 0:
+    failures = []
+    for cmd in available:  # a tool that cannot reach the probe (driver, udev rule) may not stop the next
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            failures.append(f"{cmd[0]} did not finish within {timeout:g} s")
+            continue
+        if r.returncode == 0:
+            return cmd[0]
         last = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise CheckFailed(f"flashing {board.name} with {cmd[0]} failed: {last[0]}")
-    return cmd[0]
-
+        failures.append(f"{cmd[0]}: {last[0]}")
+    raise CheckFailed(f"flashing {board.name} failed (is the board connected?): " + "; ".join(failures))
