@@ -32,10 +32,14 @@ class Dataset:
     source: str = ""
 
 
-def _label_from_row(row: dict[str, str]) -> int | None:
+def _label_from_row(row: dict[str, str], where: str = "labels") -> int | None:
     for key in ("person", "clean_label", "label"):
         if key in row and row[key] not in ("", None):
-            v = int(float(row[key]))
+            try:
+                v = int(float(row[key]))
+            except ValueError:
+                raise BadInput(f"{where}: {key} {row[key]!r} for {row.get('filename')!r} is not an integer label") \
+                    from None
             return v if v >= 0 else None  # Wake Vision: -1 exclude, -2 depiction
     return None
 
@@ -48,7 +52,7 @@ def _folder_files(d: Path) -> tuple[list[Path], dict[str, int | None]]:
             for row in csv.DictReader(f):
                 if "filename" not in row:
                     raise BadInput(f"{csvs[0]}: needs a 'filename' column (Wake Vision layout)")
-                labels[row["filename"]] = _label_from_row(row)
+                labels[row["filename"]] = _label_from_row(row, str(csvs[0]))
     files = sorted(p for p in d.iterdir() if p.suffix.lower() in _IMAGE_EXT)
     if labels:
         files = [p for p in files if p.name in labels and labels[p.name] is not None]
@@ -164,7 +168,13 @@ def _from_parquet(p: Path, t: Tensor, n: int | None) -> Dataset:
 
 
 def _from_npy(p: Path, t: Tensor, n: int | None) -> Dataset:
-    x = np.load(p, allow_pickle=False)
+    try:
+        x = np.load(p, allow_pickle=False)
+    except Exception as e:  # truncated, not .npy, or an object array
+        raise BadInput(f"{p}: not a readable .npy array ({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
+            from None
+    if not isinstance(x, np.ndarray):
+        raise BadInput(f"{p}: holds several arrays; give one .npy batch")
     if x.dtype != np.dtype(t.dtype):
         raise BadInput(f"{p}: holds {x.dtype}, the model input is {t.dtype}")
     if x.size % t.size:
@@ -225,6 +235,8 @@ def random_dataset(t: Tensor, n: int, seed: int = 0) -> Dataset:
 def load_dataset(spec: str | None, t: Tensor, n: int | None = None, augment: bool = False) -> Dataset:
     """spec: a folder, a .parquet, a .npy, or None / "random" for random inputs (n of them, default 16).
     ``augment``: a folder smaller than ``n`` is cycled with random crops/flips to reach ``n``."""
+    if n is not None and n <= 0:
+        raise BadInput(f"-n must be a positive number of inputs, not {n}")
     if spec in (None, "random"):
         return random_dataset(t, n or 16)
     p = Path(spec)
