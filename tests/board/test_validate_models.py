@@ -49,7 +49,7 @@ def _planned_fit(compiled, board, monkeypatch) -> bool:
     import tinyc.report.report as report
 
     monkeypatch.setattr(report, "cross_compile_sizes", lambda *a, **k: None)
-    return bool(build_report(compiled, board).fits)
+    return build_report(compiled, board).fits is not False  # None: fits what is known
 
 
 @pytest.mark.parametrize("board_name", BOARDS)

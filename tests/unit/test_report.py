@@ -139,3 +139,25 @@ def test_compile_strict_exits_1_when_the_model_does_not_fit(tmp_path: Path, caps
     captured = capsys.readouterr()
     assert rc == 1 and "DOES NOT FIT" in captured.out and "over by" in captured.out
     assert "does not fit stm32f746g_disco" in captured.err
+
+
+def test_without_the_toolchain_fit_is_unknown_unless_the_known_part_overflows(monkeypatch) -> None:
+    """Stack, static data and code need arm-none-eabi-gcc: without it "fits" is unknown (None),
+    never a silent yes, while an arena that alone overflows is still a certain no."""
+    import tinyc.report.report as report
+
+    monkeypatch.setattr(report, "cross_compile_sizes", lambda *a, **k: None)
+    board = get_board("stm32f746")
+    small = build_report(compile_model(MODELS / "tflm/person_detect.tflite"), board)
+    assert small.fits is None and all(r.fits is None for r in small.regions)
+    assert small.stack.bytes is None and "unknown" in small.stack.how
+    big = build_report(compile_model(MODELS / "wake_vision/wv_quality_mobilenetv2.tflite", Options(patch="off")), board)
+    assert big.fits is False and any("over by" in a for a in big.advice)
+
+
+def test_every_ram_region_is_listed() -> None:
+    """The H743's RAM is not one run: the arena's run is checked, the others are listed as free."""
+    rep = build_report(compile_model(MODELS / "tflm/person_detect.tflite"), get_board("nucleo_h743zi"))
+    names = [r.name for r in rep.regions if r.kind == "ram"]
+    assert len(names) >= 2 and rep.regions[0].used == rep.peak_sram_bytes
+    assert all(r.used == 0 for r in rep.regions[1:] if r.kind == "ram")

@@ -36,7 +36,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise BadInput(f"{dest} exists; use --force to overwrite it")
         dest.write_text(render_html(compiled, rep, board))
     if args.strict and rep.fits is False:
-        over = [f"{r.name} by {-r.margin:,} B" for r in rep.regions if not r.fits]
+        over = [f"{r.name} by {-r.margin:,} B" for r in rep.regions if r.fits is False]
         raise CheckFailed(f"{compiled.model_file} does not fit {board.name}: over in {', '.join(over)}")
     return 0
 

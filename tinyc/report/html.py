@@ -26,8 +26,8 @@ def render_html(c: Compiled, rep: Report, board: Any) -> str:
     svg = svg[svg.find("<svg"):]
     e = html.escape
     fits = rep.fits
-    verdict = ("<span class=ok>fits</span>" if fits else "<span class=bad>does not fit</span>") if fits is not None \
-        else "no board limits (host)"
+    verdict = {True: "<span class=ok>fits</span>", False: "<span class=bad>does not fit</span>",
+               None: "no board limits (host)" if not rep.regions else "fits what is known (toolchain missing)"}[fits]
     rows = []
     for r, n in _collapse_patches(rep.layers):
         op = r.op if n == 1 else f"{r.op} ×{n}"

@@ -46,14 +46,19 @@ class RegionFit:
     kind: str
     capacity: int
     used: int
+    # False when part of `used` could not be obtained (stack and static data without the board's
+    # toolchain): "fits" is then unknown, while an overflow of what is known is still certain.
+    complete: bool = True
 
     @property
     def margin(self) -> int:
         return self.capacity - self.used
 
     @property
-    def fits(self) -> bool:
-        return self.used <= self.capacity
+    def fits(self) -> bool | None:
+        if self.used > self.capacity:
+            return False
+        return True if self.complete else None
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,10 @@ class Report:
 
     @property
     def fits(self) -> bool | None:
-        return all(r.fits for r in self.regions) if self.regions else None
+        if not self.regions:
+            return None
+        verdicts = [r.fits for r in self.regions]
+        return False if False in verdicts else (None if None in verdicts else True)
 
     @property
     def peak_layer(self) -> LayerRow | None:
@@ -243,13 +251,17 @@ def _fit(rep: Report, board: Any) -> tuple[list[RegionFit], list[str]]:
             run.append(m)
     capacity = sum(m.length for m in run)
     if run:
+        known = rep.static_data.bytes is not None and rep.stack.bytes is not None
         fits.append(RegionFit(name="+".join(m.name for m in run), kind="ram", capacity=capacity,
-                              used=rep.peak_sram_bytes))
+                              used=rep.peak_sram_bytes, complete=known))
+    # The other RAM regions hold nothing of the model: listed so the user sees what is left for the application.
+    fits += [RegionFit(name=m.name, kind="ram", capacity=m.length, used=0) for m in rams if m not in run]
     if flashes:
-        fits.append(RegionFit(name=flashes[0].name, kind="flash", capacity=flashes[0].length, used=rep.flash_bytes))
+        fits.append(RegionFit(name=flashes[0].name, kind="flash", capacity=flashes[0].length, used=rep.flash_bytes,
+                              complete=rep.code.bytes is not None))
     advice = []
     for f in fits:
-        if not f.fits:
+        if f.fits is False:
             if f.kind == "ram":
                 pt = rep.patch or {}
                 if not pt.get("grid"):

@@ -102,7 +102,9 @@ def render_text(rep: Report, max_layers: int | None = None) -> str:
     if rep.regions:
         lines += ["", f"Board {rep.board}"]
         for r in rep.regions:
-            verdict = "fits" if r.fits else "DOES NOT FIT"
+            verdict = {True: "fits", False: "DOES NOT FIT",
+                       None: "fits what is known (stack, static data or code unknown without arm-none-eabi-gcc)"
+                       }[r.fits]
             lines.append(f"  {r.name:<20} {r.used:>12,} / {r.capacity:,} B  {verdict}, margin {r.margin:+,} B")
         for a in rep.advice:
             lines.append(f"  -> {a}")
