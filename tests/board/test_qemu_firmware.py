@@ -1,5 +1,6 @@
 """Generated firmware, cross-built and run under QEMU, exchanging frames with the host link."""
 
+import re
 import time
 
 import numpy as np
@@ -174,27 +175,122 @@ def test_partial_text_command_does_not_block_frames(fake_project):
         assert dev.link.retransmissions == 0 and time.monotonic() - t < 2
 
 
-def test_energyrunner_text_protocol(fake_project):
+# The MLPerf Tiny runner's own patterns (mlcommons/tiny benchmark/runner: device_under_test.py,
+# script.py): it splits the UART stream at '\n', drops '\r', and matches whole lines.
+ER_NAME = re.compile(r"^m-(name)-dut-\[([^]]+)]$")
+ER_PROFILE = re.compile(r"^m-(model|profile)-\[([^]]+)]$")
+ER_LAP = re.compile(r"^m-lap-us-([0-9]+)$")
+ER_RESULTS = re.compile(r"^m-results-\[([^]]+)\]$")
+ER_CHUNK = 31  # bytes per `db HEX%` line, as the runner sends them (26 with a power manager)
+
+
+@pytest.fixture(scope="module")
+def ad01_energyrunner(tmp_path_factory):
+    """MLPerf Tiny's anomaly-detection model (640 int8 in, 640 int8 out, scale 0.364, zero point
+    96: negative and positive results) as the emulated F746 firmware, model id set at build."""
+    from tinyc.compiler import Options, compile_model
+    from tinyc.target.boards import get_board
+    from tinyc.target.project import write_firmware_project
+    from tests.support.paths import MODELS
+
+    model = MODELS / "mlperf_tiny" / "ad01_int8.tflite"
+    board = get_board("stm32f746g_disco")
+    compiled = compile_model(model, Options(alignment=board.alignment))
+    d = tmp_path_factory.mktemp("er") / "ad01"
+    written = compiled.write(d)
+    write_firmware_project(d, board, [p.name for p in written if p.suffix == ".c" and p.parent == d],
+                           name=compiled.program.name)
+    res = build_project(d, emulate=True, make_vars={"EXTRA_CFLAGS": "-DTINYC_ER_MODEL_ID=ad01"})
+    return model, res.elf
+
+
+def test_energyrunner_text_protocol(ad01_energyrunner):
+    """The exact exchange the MLPerf Tiny runner has with a DUT in performance mode, checked with
+    the runner's regexes; the results line against TFLM's output for the same input."""
+    from tinyc.frontend.tflite_reader import read_tflite
     from tinyc.target.qemu import open_serial, start_qemu
+    from tinyc.validate.reference import run_tflm
 
-    d = fake_project("mps2_an500")
-    res = build_project(d, emulate=True)
-    with start_qemu(res.elf, "mps2-an500", count_instructions=False, timeout=60) as q:
-        ser = open_serial(q, read_timeout=2)
+    model, elf = ad01_energyrunner
+    g = read_tflite(str(model))
+    tin, tout = g.t(g.inputs[0]), g.t(g.outputs[0])
+    rng = np.random.default_rng(7)
+    xs = [rng.integers(-128, 128, tin.shape, dtype=np.int8) for _ in range(2)]
+    ref = run_tflm(model, [np.stack(xs)])[0]
+    expect = [(r.astype(np.float64).ravel() - tout.quant.zp) * tout.quant.s for r in ref]
 
-        def cmd(c: str) -> str:
-            ser.write(c.encode())
-            return ser.read_until(b"m-ready\r\n").decode()
+    with start_qemu(elf, "mps2-an500", count_instructions=False, timeout=120) as q:
+        ser = open_serial(q, read_timeout=10)
 
-        assert "m-name-dut-[tinyc mps2_an500]" in cmd("name%")
-        assert "m-model-[tinyc-" in cmd("profile%")
-        assert "Expecting 64 bytes" in cmd("db load 64%")
-        data = bytes(range(64))
-        out = cmd("db " + data[:32].hex() + "%") + cmd("db " + data[32:].hex() + "%")
-        assert "m-load-done" in out
-        out = cmd("infer 3 1%")
-        assert "m-warmup-done" in out and "m-infer-done" in out and "m-lap-us-" in out
-        exp = sum_model([data])[0]
-        expected = ",".join(str(b - 256 if b > 127 else b) for b in exp)
-        assert f"m-results-[{expected}]" in cmd("results%")
-        assert "e-[unknown command" in cmd("bogus%")
+        def reply(c: str | None) -> list[str]:
+            if c is not None:
+                ser.write(c.encode())
+            raw = ser.read_until(b"m-ready\r\n").decode()
+            assert raw.endswith("m-ready\r\n"), f"{c!r}: no m-ready: {raw!r}"
+            assert raw.count("\n") == raw.count("\r\n"), f"{c!r}: a line not ended by \\r\\n: {raw!r}"
+            return raw.replace("\r", "").split("\n")[:-1]
+
+        def load(x: np.ndarray) -> None:
+            data = x.tobytes()
+            assert reply(f"db load {len(data)}%") == [f"m-[Expecting {len(data)} bytes]", "m-ready"]
+            for i in range(0, len(data), ER_CHUNK):
+                last = i + ER_CHUNK >= len(data)
+                assert reply("db " + data[i:i + ER_CHUNK].hex() + "%") == (["m-load-done"] if last else []) + ["m-ready"]
+
+        def infer(n: int, w: int) -> tuple[list[int], list[float]]:
+            lines = reply(f"infer {n} {w}%")
+            laps = [int(m[1]) for m in map(ER_LAP.match, lines) if m]
+            results = [m[1] for m in map(ER_RESULTS.match, lines) if m]
+            assert len(laps) == 2 and laps[0] <= laps[1], lines
+            assert len(results) == 1, lines
+            # the order the runner (and EEMBC's reference firmware) uses
+            assert lines == [f"m-warmup-start-{w}", "m-warmup-done", f"m-infer-start-{n}", f"m-lap-us-{laps[0]}",
+                             f"m-lap-us-{laps[1]}", "m-infer-done", f"m-results-[{results[0]}]", "m-ready"]
+            return laps, [float(v) for v in results[0].split(",")]
+
+        assert reply(None) == ["m-timestamp-mode-performance", "m-ready"]  # boot banner
+        name = [m for m in map(ER_NAME.match, reply("name%")) if m]
+        assert [m[2] for m in name] == ["tinyc stm32f746g_disco"]
+        profile = {m[1]: m[2] for m in map(ER_PROFILE.match, reply("profile%")) if m}
+        assert profile == {"profile": "ulp-mlperf", "model": "ad01"}
+
+        all_laps = []
+        for x, want in zip(xs, expect):
+            load(x)
+            laps, got = infer(3, 1)
+            all_laps += laps
+            assert len(got) == tout.nbytes
+            assert np.abs(np.array(got) - want).max() <= 0.0005 + 1e-9
+            assert all(re.fullmatch(r"-?\d+\.\d{3}", v) for v in reply("results%")[0][11:-1].split(","))
+            (again,) = [m[1] for m in map(ER_RESULTS.match, reply("results%")) if m]
+            assert [float(v) for v in again.split(",")] == got
+        assert all_laps == sorted(all_laps) and all_laps[1] > all_laps[0]  # microseconds since boot
+        (ts,) = [int(m[1]) for m in map(ER_LAP.match, reply("timestamp%")) if m]
+        assert ts >= all_laps[-1]
+
+        # errors: one "e-[...]" line, then m-ready; nothing loaded by a bad line
+        def error(c: str) -> str:
+            lines = reply(c)
+            assert len(lines) == 2 and lines[0].startswith("e-[") and lines[0].endswith("]"), (c, lines)
+            return lines[0]
+
+        assert "db" in error("db 0g%")  # not hex
+        assert "db" in error("db 012%")  # odd number of digits
+        assert reply("db load 4%") == ["m-[Expecting 4 bytes]", "m-ready"]
+        assert "only 4 more" in error("db 0102030405%")  # too many bytes: the line is refused whole
+        assert reply("db 01020304%") == ["m-load-done", "m-ready"]
+        assert "db" in error("db 05%")  # nothing more expected
+        assert "db load" in error(f"db load {tin.nbytes + 1}%")
+        assert "infer" in error("infer 1 0%")  # the failed load left no input
+        assert "unknown command" in error("bogus%")
+        load(xs[0])
+        _, got = infer(1, 0)
+        assert np.abs(np.array(got) - expect[0]).max() <= 0.0005 + 1e-9
+        # infer again without a new load: the same results, or a refusal if the model reused the
+        # input's memory (never results computed from an overwritten input)
+        lines = reply("infer 1 0%")
+        if lines[0].startswith("e-["):
+            assert "overwrote the input" in lines[0] and len(lines) == 2
+        else:
+            (res,) = [m[1] for m in map(ER_RESULTS.match, lines) if m]
+            assert [float(v) for v in res.split(",")] == got

@@ -13,6 +13,8 @@ where the QEMU machine has memory, by ``--defsym`` on the symbols the linker scr
 from __future__ import annotations
 
 import json
+import math
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +107,22 @@ def _pins(board: Board) -> list[dict]:
     return pins
 
 
+_ER_TYPES = {"int8": ("int8_t", 1), "uint8": ("uint8_t", 1), "int16": ("int16_t", 2), "int32": ("int32_t", 4),
+             "float32": ("float", 4)}
+
+
+def _er_output(header: Path) -> dict | None:
+    """Output 0's type and quantization as the model header's comment records them, for the
+    EnergyRunner results line (printed dequantized); None if the header records none."""
+    m = re.search(r"/\* output 0: (\w+)\[([\d, ]*)\](?:, scale ([-+.\deE]+), zero point (-?\d+))? \*/",
+                  header.read_text())
+    if m is None or m[1] not in _ER_TYPES:
+        return None
+    ctype, size = _ER_TYPES[m[1]]
+    return dict(dtype=m[1], shape=m[2], ctype=ctype, is_float=m[1] == "float32", scale=m[3] or "1.0",
+                zero_point=int(m[4] or 0), nbytes=size * math.prod(int(x) for x in m[2].split(",") if x.strip()))
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True, trim_blocks=False)
@@ -139,7 +157,8 @@ def write_firmware_project(out_dir: Path, board: Board, model_sources: list[str]
     ctx = dict(board=board, emu=emu, name=name, header=header, NAME=name.upper(), runs=runs, flash=flash.name,
                arena=arena.name, data=data.name, arena_align=max(16, board.alignment),
                model_sources=list(model_sources), board_uart=_UART_SOURCES[board.uart.driver],
-               emu_defsyms=defsyms, consts=protocol.c_constants(), pins=_pins(board) if board.uart.pins else [])
+               emu_defsyms=defsyms, consts=protocol.c_constants(), pins=_pins(board) if board.uart.pins else [],
+               er_output=_er_output(out_dir / header))
     env = _env()
     rendered = {
         "tinyc_board.h": "tinyc_board.h.j2", "main.c": "main.c.j2", "tinyc.ld": "tinyc.ld.j2",
