@@ -38,6 +38,7 @@ class DeviceStats:
     timer_ticks: int  # CMSDK TIMER0 ticks (meaningful with -icount only)
     peak_stack_bytes: int  # stack painting high-water mark
     stack_bytes: int
+    instructions_source: str | None = None  # QemuProcess.latency_source: plugin (exact) or -icount (approximate)
 
 
 class Device:
@@ -158,6 +159,7 @@ class Device:
     def run_file(self, record: int) -> list[np.ndarray]:
         """Run record ``record`` of the file given to :meth:`load_inputs_file`."""
         r = self.link.run_file(record)
+        self.qemu.note_ticks(r.ticks)  # the -icount fallback's instruction counts (ignored with the plugin)
         if r.outputs is None:
             raw = [self.link.get_output(i) for i in range(len(self.info().output_bytes))]
         else:
@@ -166,10 +168,10 @@ class Device:
 
     def stats(self) -> DeviceStats:
         s = self.link.stats()
-        instructions = self.qemu.last_instructions() if self.qemu is not None else None
+        instructions = self.qemu.last_instructions(s.ticks) if self.qemu is not None else None
         has_dwt = bool(self.info().flags & P.FLAG_DWT)
         return DeviceStats(s.invokes, instructions, s.cycles if has_dwt else None, s.ticks,
-                           s.stack_used_bytes, s.stack_bytes)
+                           s.stack_used_bytes, s.stack_bytes, self.qemu.latency_source if self.qemu else None)
 
 
 def find_board_port(board: Board) -> str:

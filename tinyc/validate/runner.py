@@ -107,7 +107,8 @@ class ValidationResult:
                 lines.append(f"    {k:<28} {v['accuracy'] * 100:5.1f} % (TFLM: {v['accuracy_reference'] * 100:5.1f} %)"
                              f"  n={v['inputs']}")
         if unit:
-            lines.append(f"  latency        {lat[unit]:,} {unit}/inference (min {lat['min']:,}, max {lat['max']:,})")
+            lines.append(f"  latency        {lat[unit]:,} {unit}/inference (min {lat['min']:,}, max {lat['max']:,})"
+                         + (f"; {lat['source']}" if lat.get("source") else ""))
         for label, v in (("peak stack", self.peak_stack_bytes), ("peak SRAM", self.sram_bytes),
                          ("flash", self.flash_bytes), ("arena", self.arena_bytes)):
             if v is not None:
@@ -251,6 +252,7 @@ class _JobResult:
     outputs: list[list[np.ndarray]]
     latency: list[int]
     peak_stack: int | None
+    source: str | None = None  # where latency comes from (QemuProcess.latency_source, or DWT)
 
 
 def _run_device(project: Path, compiled: Compiled, records: list[int], xs: np.ndarray, emulate: bool,
@@ -274,7 +276,7 @@ def _run_device(project: Path, compiled: Compiled, records: list[int], xs: np.nd
                     break
                 outs.append(dev.run_file(i))
                 progress.update(1)
-            lat = dev.qemu.instruction_counts()  # one per invoke, written by the plugin
+            lat = dev.qemu.instruction_counts()  # one per invoke: the plugin's, or derived from -icount
             if len(lat) != len(records):
                 lat = []
             st = dev.stats()
@@ -290,7 +292,8 @@ def _run_device(project: Path, compiled: Compiled, records: list[int], xs: np.nd
                     lat.append(int(v))
                 progress.update(1)
         peak = st.peak_stack_bytes if st is not None else None
-    return _JobResult(outs, lat, peak)
+        source = dev.qemu.latency_source if dev.qemu is not None else "DWT CYCCNT"
+    return _JobResult(outs, lat, peak, source)
 
 
 def _compare(dev_out: list[list[np.ndarray]], ref: list[np.ndarray], data: Dataset) -> tuple[int, dict | None, int]:
@@ -420,7 +423,8 @@ def validate(model: str | Path, board: Board, data: Dataset, *, emulate: bool = 
     latency: dict[str, Any] = {}
     if lat:
         unit = "instructions" if on_qemu else "cycles"
-        latency = {unit: int(statistics.median(lat)), "min": min(lat), "max": max(lat)}
+        latency = {unit: int(statistics.median(lat)), "min": min(lat), "max": max(lat),
+                   "source": results[0].source}
     sram = build.static_ram_bytes - board.stack_bytes + peak_stack if peak_stack else build.static_ram_bytes
     timings["total"] = time.perf_counter() - t_start
     return ValidationResult(model=compiled.model_file, board=board.name, emulated=on_qemu,
