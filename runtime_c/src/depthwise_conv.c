@@ -4,8 +4,10 @@
  * acc = sum w * (x + input_offset) over the taps inside the input, + bias,
  * MultiplyByQuantizedMultiplier, + output_offset, clamp. The filter rows and columns that land
  * inside the input are computed once per output pixel, so the tap loops have no branches.
- * No scratch memory: each output channel walks its taps with the channel stride. Pixel by
- * pixel, ascending or descending (see tinyc_depthwise_conv2d_s8). */
+ * tinyc_depthwise_conv2d_s8 needs no scratch memory: each output channel walks its taps with
+ * the channel stride, pixel by pixel, ascending or descending. tinyc_depthwise_conv2d_s8_channels
+ * goes channel by channel through a one-channel temporary, so that its output may start exactly
+ * where its input starts. */
 #include "tinyc/depthwise_conv.h"
 
 #include <stdint.h>
@@ -27,6 +29,57 @@ static int32_t tinyc_dw_end_tap(int32_t origin, int32_t dilation, int32_t size, 
   return end < n ? end : n;
 }
 
+/* The taps of output pixel (oy, ox) that land inside the input: filter rows [fy0, fy1) and
+ * columns [fx0, fx1), and the input pixel (iy, ix) of the first of them. */
+typedef struct {
+  int32_t fy0, fy1, fx0, fx1;
+  int32_t iy, ix;
+} tinyc_dw_window_t;
+
+/* Whether the window of output pixel (oy, ox) has a tap inside the input (if not, acc = 0). */
+static int tinyc_dw_window(const tinyc_depthwise_conv2d_params_t *p, int32_t oy, int32_t ox,
+                           tinyc_dw_window_t *win) {
+  const int32_t iy0 = oy * p->stride_h - p->pad_top;
+  const int32_t ix0 = ox * p->stride_w - p->pad_left;
+  win->fy0 = tinyc_dw_first_tap(iy0, p->dilation_h);
+  win->fy1 = tinyc_dw_end_tap(iy0, p->dilation_h, p->in_h, p->filter_h);
+  win->fx0 = tinyc_dw_first_tap(ix0, p->dilation_w);
+  win->fx1 = tinyc_dw_end_tap(ix0, p->dilation_w, p->in_w, p->filter_w);
+  win->iy = iy0 + win->fy0 * p->dilation_h;
+  win->ix = ix0 + win->fx0 * p->dilation_w;
+  return win->fy0 < win->fy1 && win->fx0 < win->fx1;
+}
+
+/* sum w * (x + offset) over rows x rows, cols taps: x and w point at the first tap, the steps
+ * are between taps of one row (x_col, w_col) and between rows (x_row, w_row). */
+static int32_t tinyc_dw_acc(const int8_t *x, int32_t x_row, int32_t x_col, const int8_t *w, int32_t w_row,
+                            int32_t w_col, int32_t rows, int32_t cols, int32_t offset) {
+  int32_t acc = 0;
+  for (int32_t fy = 0; fy < rows; ++fy) {
+    const int8_t *xp = x;
+    const int8_t *wp = w;
+    for (int32_t fx = 0; fx < cols; ++fx) {
+      acc += (int32_t)*wp * ((int32_t)*xp + offset);
+      xp += x_col;
+      wp += w_col;
+    }
+    x += x_row;
+    w += w_row;
+  }
+  return acc;
+}
+
+/* Bias, requantization, output offset and clamp of output channel oc. */
+static int8_t tinyc_dw_requant(const tinyc_depthwise_conv2d_params_t *p, const int32_t *bias, int32_t oc,
+                               int32_t acc) {
+  if (bias != 0) {
+    acc += bias[oc];
+  }
+  acc = tinyc_mul_by_qm(acc, p->out_mult[oc], (int)p->out_shift[oc]);
+  acc += p->output_offset;
+  return (int8_t)tinyc_clamp_i32(acc, p->act_min, p->act_max);
+}
+
 /* Output pixel (oy, ox) of one image: every output channel, written to y[0 .. out_c). */
 static void tinyc_dw_pixel(const tinyc_depthwise_conv2d_params_t *p, const int8_t *in_b,
                            const int8_t *filter, const int32_t *bias, int32_t oy, int32_t ox, int8_t *y) {
@@ -35,46 +88,20 @@ static void tinyc_dw_pixel(const tinyc_depthwise_conv2d_params_t *p, const int8_
   const int32_t dm = p->depth_multiplier;
   const int32_t in_row = p->in_w * in_c;
   const int32_t w_row = p->filter_w * out_c; /* filter elements per filter row */
-  const int32_t in_step_y = p->dilation_h * in_row;
-  const int32_t in_step_x = p->dilation_w * in_c;
-  const int32_t offset = p->input_offset;
-  const int32_t iy0 = oy * p->stride_h - p->pad_top;
-  const int32_t fy0 = tinyc_dw_first_tap(iy0, p->dilation_h);
-  const int32_t fy1 = tinyc_dw_end_tap(iy0, p->dilation_h, p->in_h, p->filter_h);
-  const int32_t ix0 = ox * p->stride_w - p->pad_left;
-  const int32_t fx0 = tinyc_dw_first_tap(ix0, p->dilation_w);
-  const int32_t fx1 = tinyc_dw_end_tap(ix0, p->dilation_w, p->in_w, p->filter_w);
-  /* A window entirely outside the input has no taps (acc = 0): point anywhere valid. */
-  const int32_t has_taps = fy0 < fy1 && fx0 < fx1;
-  const int8_t *in_first = has_taps ? in_b + (iy0 + fy0 * p->dilation_h) * in_row +
-                                          (ix0 + fx0 * p->dilation_w) * in_c
-                                    : in_b;
-  const int8_t *w_first = has_taps ? filter + fy0 * w_row + fx0 * out_c : filter;
+  tinyc_dw_window_t win;
+  const int has_taps = tinyc_dw_window(p, oy, ox, &win);
+  const int32_t rows = win.fy1 - win.fy0;
+  const int32_t cols = win.fx1 - win.fx0;
+  /* A window entirely outside the input has no taps: point anywhere valid. */
+  const int8_t *in_first = has_taps ? in_b + win.iy * in_row + win.ix * in_c : in_b;
+  const int8_t *w_first = has_taps ? filter + win.fy0 * w_row + win.fx0 * out_c : filter;
   for (int32_t ic = 0; ic < in_c; ++ic) {
     for (int32_t m = 0; m < dm; ++m) {
       const int32_t oc = ic * dm + m;
-      int32_t acc = 0;
-      if (has_taps) {
-        const int8_t *x_row = in_first + ic;
-        const int8_t *w_rowp = w_first + oc;
-        for (int32_t fy = fy0; fy < fy1; ++fy) {
-          const int8_t *x = x_row;
-          const int8_t *w = w_rowp;
-          for (int32_t fx = fx0; fx < fx1; ++fx) {
-            acc += (int32_t)*w * ((int32_t)*x + offset);
-            x += in_step_x;
-            w += out_c;
-          }
-          x_row += in_step_y;
-          w_rowp += w_row;
-        }
-      }
-      if (bias != 0) {
-        acc += bias[oc];
-      }
-      acc = tinyc_mul_by_qm(acc, p->out_mult[oc], (int)p->out_shift[oc]);
-      acc += p->output_offset;
-      y[oc] = (int8_t)tinyc_clamp_i32(acc, p->act_min, p->act_max);
+      const int32_t acc = has_taps ? tinyc_dw_acc(in_first + ic, p->dilation_h * in_row, p->dilation_w * in_c,
+                                                  w_first + oc, w_row, out_c, rows, cols, p->input_offset)
+                                   : 0;
+      y[oc] = tinyc_dw_requant(p, bias, oc, acc);
     }
   }
 }
@@ -98,6 +125,44 @@ void tinyc_depthwise_conv2d_s8(const tinyc_depthwise_conv2d_params_t *p, const i
       for (int32_t px = 0; px < pixels; ++px) {
         tinyc_dw_pixel(p, input + b * in_image, filter, bias, px / p->out_w, px % p->out_w,
                        output + (b * pixels + px) * p->out_c);
+      }
+    }
+  }
+}
+
+/* Channel by channel (depth multiplier 1): input channel c of every image is copied to temp, then
+ * output channel c is computed from temp. Output channel c only ever writes bytes
+ * (pixel * out_c + c), and out_c == in_c, so when the output starts where the input starts every
+ * byte it overwrites belongs to input channel c, already in temp; the other channels' bytes are
+ * untouched. Any stride, padding and output size: the output may also be larger or smaller. */
+void tinyc_depthwise_conv2d_s8_channels(const tinyc_depthwise_conv2d_params_t *p, const int8_t *input,
+                                        const int8_t *filter, const int32_t *bias, int8_t *output,
+                                        void *temp) {
+  int8_t *const t = (int8_t *)temp;
+  const int32_t c_count = p->in_c; /* == out_c: depth multiplier 1 */
+  const int32_t in_pixels = p->in_h * p->in_w;
+  const int32_t out_pixels = p->out_h * p->out_w;
+  const int32_t all_in = p->batches * in_pixels;
+  const int32_t w_row = p->filter_w * c_count;
+  for (int32_t c = 0; c < c_count; ++c) {
+    for (int32_t i = 0; i < all_in; ++i) {
+      t[i] = input[i * c_count + c];
+    }
+    for (int32_t b = 0; b < p->batches; ++b) {
+      const int8_t *t_b = t + b * in_pixels;
+      int8_t *y = output + b * out_pixels * c_count + c;
+      for (int32_t oy = 0; oy < p->out_h; ++oy) {
+        for (int32_t ox = 0; ox < p->out_w; ++ox) {
+          tinyc_dw_window_t win;
+          const int32_t acc =
+              tinyc_dw_window(p, oy, ox, &win)
+                  ? tinyc_dw_acc(t_b + win.iy * p->in_w + win.ix, p->dilation_h * p->in_w, p->dilation_w,
+                                 filter + win.fy0 * w_row + win.fx0 * c_count + c, w_row, c_count,
+                                 win.fy1 - win.fy0, win.fx1 - win.fx0, p->input_offset)
+                  : 0;
+          *y = tinyc_dw_requant(p, bias, c, acc);
+          y += c_count;
+        }
       }
     }
   }

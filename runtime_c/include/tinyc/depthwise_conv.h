@@ -29,4 +29,11 @@ typedef struct {
 void tinyc_depthwise_conv2d_s8(const tinyc_depthwise_conv2d_params_t *p, const int8_t *input,
                                const int8_t *filter, const int32_t *bias, int8_t *output);
 
+/* The same result, computed channel by channel for depth multiplier 1 (in_c == out_c): temp holds
+ * batches * in_h * in_w bytes (one input channel of every image). output may start exactly where
+ * input starts (the two then share bytes: in place); otherwise they must not overlap. */
+void tinyc_depthwise_conv2d_s8_channels(const tinyc_depthwise_conv2d_params_t *p, const int8_t *input,
+                                        const int8_t *filter, const int32_t *bias, int8_t *output,
+                                        void *temp);
+
 #endif /* TINYC_DEPTHWISE_CONV_H */
