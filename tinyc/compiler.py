@@ -91,6 +91,7 @@ def compile_model(model: str | Path | bytes, options: Options = Options()) -> Co
     request = PatchRequest.parse(options.patch, options.patch_max_overhead, options.patch_input)
     calls, macs = lower(g)
     plan = plan_memory(g, calls, alignment=options.alignment, strategy=options.allocator)
+    calls = plan.calls or calls  # with the in-place kernel variants the plan chose
     outcome = search(g, macs, plan.live_per_step, plan.arena_bytes, request,
                      # candidates are compared without the local search (it only shrinks the winner)
                      lambda pg: plan_memory(pg, lower(pg)[0], alignment=options.alignment,
@@ -99,6 +100,7 @@ def compile_model(model: str | Path | bytes, options: Options = Options()) -> Co
         g = outcome.patched.graph
         calls, macs = lower(g)
         plan = plan_memory(g, calls, alignment=options.alignment, strategy=options.allocator)
+        calls = plan.calls or calls
     prog = build_program(g, calls, plan, macs, prefix=options.prefix, model_file=display, model_sha256=sha)
     return Compiled(source_graph=src, graph=g, calls=calls, macs=macs, plan=plan, program=prog,
                     model_sha256=sha, model_file=display, patch=outcome)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.ops.test_conv import Branch, model, random_inputs
@@ -24,7 +24,8 @@ from tests.support.tflite_builder import ModelBuilder
 from tinyc.codegen.emit import build_program
 from tinyc.compiler import Compiled, compile_model
 from tinyc.errors import InternalError
-from tinyc.memory.overlap import Overlap, find_overlaps
+from tinyc.memory.lifetimes import buffers
+from tinyc.memory.overlap import Overlap, find_in_place, find_overlaps
 from tinyc.memory.verify import verify
 from tinyc.ops._conv_math import out_size, padding_before
 from tinyc.ops.base import elementwise_overlap, window_overlap
@@ -32,20 +33,28 @@ from tinyc.target.host import build_host
 
 
 def _single_rule(c: Compiled) -> Overlap:
-    rules = find_overlaps(c.graph, c.plan.buffers, c.plan.alignment)
+    rules = find_overlaps(c.graph, buffers(c.graph, c.calls), c.plan.alignment)
     assert len(rules) == 1, rules
     return rules[0]
+
+
+def _own_kernels(c: Compiled) -> Compiled:
+    """c with every op's own kernel (lower()), whatever variant the planner chose."""
+    from tinyc.compiler import lower
+    calls = lower(c.graph)[0]
+    return dataclasses.replace(c, calls=calls, plan=dataclasses.replace(c.plan, buffers=tuple(buffers(c.graph, calls))))
 
 
 def _run_with_offsets(c: Compiled, offsets: dict[str, int], rule: Overlap | None,
                       inputs: list[np.ndarray]) -> list[np.ndarray]:
     """Build the compiled model with these buffer offsets (checked by the verifier) under
-    ASan + UBSan and run it on the batch."""
+    ASan + UBSan and run it on the batch. The plan's buffers must be the ones of c.calls."""
     plan = c.plan
     arena = max(offsets[b.name] + b.size for b in plan.buffers)
     arena = -(-arena // plan.alignment) * plan.alignment
     verify(plan.buffers, offsets, plan.alignment, (rule,) if rule else ())
-    plan = dataclasses.replace(plan, offsets=offsets, arena_bytes=arena, overlaps=(rule,) if rule else ())
+    plan = dataclasses.replace(plan, offsets=offsets, arena_bytes=arena, overlaps=(rule,) if rule else (),
+                               calls=c.calls)
     prog = build_program(c.graph, c.calls, plan, c.macs, prefix=c.program.prefix)
     c = dataclasses.replace(c, plan=plan, program=prog)
     g = c.graph
@@ -80,7 +89,7 @@ def _placements(c: Compiled, rule: Overlap) -> dict[str, dict[str, int]]:
 
 
 def _check_overlapped(m: bytes, inputs: list[np.ndarray], want_above: bool) -> None:
-    c = compile_model(m)
+    c = _own_kernels(compile_model(m))
     rule = _single_rule(c)
     assert (rule.above is not None) == want_above, rule
     want = run_tflm(m, inputs)
@@ -109,6 +118,84 @@ def test_conv_and_depthwise_output_over_input_at_proven_distances_matches_tflm(b
     shape = (1, 10, 9, 4)
     m = model([br], shape, seed=3)
     _check_overlapped(m, [random_inputs(shape, 6, seed=5)], want_above=True)
+
+
+# --- depthwise in place, channel by channel (the exact rule) ----------------------------------
+
+def _channel_variant(c: Compiled) -> tuple[Compiled, Overlap, str]:
+    """c running its one depthwise conv with the channel-by-channel kernel: the exact rule and
+    the scratch buffer's name."""
+    opts = find_in_place(c.graph, buffers(c.graph, c.calls), c.plan.alignment)
+    assert len(opts) == 1, opts
+    calls = list(c.calls)
+    calls[opts[0].step] = opts[0].in_place.call
+    bufs = buffers(c.graph, calls)
+    (scratch,) = [b for b in bufs if b.name.startswith("scratch")]
+    c = dataclasses.replace(c, calls=tuple(calls), plan=dataclasses.replace(c.plan, buffers=tuple(bufs)))
+    return c, opts[0].rule, scratch.name
+
+
+def _check_channel_in_place(m: bytes, inputs: list[np.ndarray]) -> None:
+    """Output exactly over the input, the temp right above both (and, to catch a kernel that
+    reads or writes past its temp, nothing else)."""
+    c, rule, scratch = _channel_variant(compile_model(m))
+    assert c.calls[0].function == "tinyc_depthwise_conv2d_s8_channels"
+    sizes = {b.name: b.size for b in c.plan.buffers}
+    top = -(-max(sizes[rule.x], sizes[rule.y]) // c.plan.alignment) * c.plan.alignment
+    assert sizes[scratch] == inputs[0].shape[1] * inputs[0].shape[2] * inputs[0].shape[3]  # N*H*W
+    offs = {rule.x: 0, rule.y: 0, scratch: top}
+    want = run_tflm(m, inputs)
+    got = _run_with_offsets(c, offs, rule, inputs)
+    for g_, w_ in zip(got, want):
+        np.testing.assert_array_equal(g_, w_, err_msg="depthwise in place, channel by channel, differs from TFLM")
+        assert len(np.unique(w_)) > 4, "degenerate test"
+
+
+CHANNEL_CASES = [
+    Branch(depth_multiplier=1, kernel=(3, 3)),
+    Branch(depth_multiplier=1, kernel=(5, 5), act="RELU6"),
+    Branch(depth_multiplier=1, kernel=(7, 7), padding="VALID", act="RELU"),
+    Branch(depth_multiplier=1, kernel=(3, 3), stride=(2, 2)),
+    Branch(depth_multiplier=1, kernel=(5, 5), stride=(2, 2), padding="VALID", per_channel=False),
+    Branch(depth_multiplier=1, kernel=(3, 2), stride=(2, 1), dilation=(1, 2), bias=False),
+    Branch(depth_multiplier=1, kernel=(3, 3), dilation=(2, 2), act="RELU_N1_TO_1", out_gain=0.05),
+    Branch(depth_multiplier=1, kernel=(1, 1), out_zp=-128, act="RELU"),
+]
+
+
+@pytest.mark.parametrize("br", CHANNEL_CASES, ids=str)
+def test_depthwise_channel_by_channel_exactly_over_its_input_matches_tflm(br: Branch) -> None:
+    shape = (1, 10, 9, 5)
+    _check_channel_in_place(model([br], shape, seed=11), [random_inputs(shape, 5, seed=12)])
+
+
+@settings(derandomize=True, max_examples=6, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(1, 9), st.integers(1, 5), st.integers(1, 5),
+       st.integers(1, 3), st.integers(1, 3), st.sampled_from(["SAME", "VALID"]),
+       st.sampled_from(["NONE", "RELU", "RELU6"]), st.integers(0, 1000))
+def test_depthwise_channel_by_channel_random_geometry_matches_tflm(h, w, c, kh, kw, sh, sw, padding, act,
+                                                                   seed) -> None:
+    if padding == "VALID" and (kh > h or kw > w):
+        padding = "SAME"
+    shape = (1, h, w, c)
+    br = Branch(depth_multiplier=1, kernel=(kh, kw), stride=(sh, sw), padding=padding, act=act)
+    m = model([br], shape, seed=seed)
+    c_, rule, scratch = _channel_variant(compile_model(m))
+    sizes = {b.name: b.size for b in c_.plan.buffers}
+    top = -(-max(sizes[rule.x], sizes[rule.y]) // c_.plan.alignment) * c_.plan.alignment
+    inputs = [random_inputs(shape, 3, seed=seed + 1)]
+    got = _run_with_offsets(c_, {rule.x: 0, rule.y: 0, scratch: top}, rule, inputs)
+    np.testing.assert_array_equal(got[0], run_tflm(m, inputs)[0], err_msg=f"{br} on {shape}")
+
+
+def test_depthwise_channel_by_channel_one_step_off_is_rejected() -> None:
+    shape = (1, 6, 6, 4)
+    c, rule, scratch = _channel_variant(compile_model(model([Branch(depth_multiplier=1)], shape, seed=3)))
+    align = c.plan.alignment
+    for dx in (align, -align):
+        with pytest.raises(InternalError, match="overlap"):
+            verify(c.plan.buffers, {rule.x: max(dx, 0), rule.y: max(-dx, 0), scratch: 512}, align, (rule,))
 
 
 def test_conv_with_two_images_over_its_input_matches_tflm() -> None:
@@ -153,7 +240,7 @@ def test_expansion_closer_than_proven_is_rejected_and_really_corrupts() -> None:
     shape = (1, 6, 6, 4)
     m = model([Branch(kernel=(1, 1), out_c=12)], shape, seed=3)
     inputs = [random_inputs(shape, 4, seed=5)]
-    c = compile_model(m)
+    c = _own_kernels(compile_model(m))
     rule = _single_rule(c)
     align = c.plan.alignment
     close = {rule.y: 0, rule.x: rule.distance - align}

@@ -185,6 +185,28 @@ def test_verifier_allows_only_the_proven_overlap() -> None:
         verify([z, y], {"z": 16, "y": 0}, 4, [Overlap(x="z", y="y", distance=16, step=1)])
 
 
+def test_verifier_allows_an_exact_rule_only_at_the_same_offset() -> None:
+    x, y = Buffer("x", 64, 0, 1), Buffer("y", 16, 1, 2)
+    rule = Overlap(x="x", y="y", distance=0, step=1, exact=True)
+    verify([x, y], {"x": 32, "y": 32}, 4, [rule])
+    verify([x, y], {"x": 0, "y": 64}, 4, [rule])  # apart: no rule needed
+    for oy in (28, 36, 80 - 16):
+        with pytest.raises(InternalError, match="overlap"):
+            verify([x, y], {"x": 32, "y": oy}, 4, [rule])
+
+
+def test_allocators_place_an_exact_pair_at_one_offset_in_both_directions() -> None:
+    # x dies at step 1 where y (a quarter of it, stride 2) is born; s is the op's scratch.
+    x, y, s = Buffer("x", 64, 0, 1), Buffer("y", 16, 1, 2), Buffer("s", 8, 1, 1)
+    rule = Overlap(x="x", y="y", distance=0, step=1, exact=True)
+    for name, algo in allocators().items():
+        for top_down in (False, True):
+            offs = algo([x, y, s], 4, [rule], top_down=top_down)
+            no_overlap_oracle([x, y, s], offs, 4, [("x", "y")])
+            verify([x, y, s], offs, 4, [rule])
+            assert extent([x, y, s], offs) == 72, (name, top_down, offs)
+
+
 def test_allocators_follow_an_overlap_rule_downwards_when_placing_top_down() -> None:
     """Y may start `distance` below dying X. Bottom-up placement puts X at 0 and Y can only go
     above it; top-down placement (the mirror image) follows the rule."""
@@ -318,7 +340,10 @@ def test_person_detect_compiled_arena_fits_tflm_arena() -> None:
 def rule_allows(rule: Overlap, off_x: int, off_y: int) -> bool:
     """The kernels' contract, written independently of tinyc.memory: ascending kernels need
     Y at least `distance` below X; memmove-like ones (rule.above) run descending when Y starts
-    above X and then need it at least `above` above."""
+    above X and then need it at least `above` above; in-place kernels (rule.exact) need Y to
+    start exactly where X starts."""
+    if rule.exact:
+        return off_x == off_y
     if rule.above is not None and off_y > off_x:
         return off_y - off_x >= rule.above
     return off_x - off_y >= rule.distance
@@ -366,9 +391,12 @@ def test_pair_span_table() -> None:
         (-8, None, 64, 16, 64),  # Y may start above X: inside it
         (16, 8, 64, 64, 72),  # memmove-like: above is the cheaper side
         (4, 100, 32, 64, 64),
+        ("exact", None, 64, 64, 64),  # in place (depthwise channel by channel): Y exactly over X
+        ("exact", None, 64, 16, 64),  # stride 2: Y in X's head
+        ("exact", None, 16, 64, 64),
     ]
     for d, above, sx, sy, want in cases:
-        rule = Overlap("x", "y", d, 0, above)
+        rule = Overlap("x", "y", 0, 0, exact=True) if d == "exact" else Overlap("x", "y", d, 0, above)
         assert pair_span(rule, sx, sy) == want, (d, above, sx, sy)
         assert brute_lower_bound([Buffer("x", sx, 0, 0), Buffer("y", sy, 0, 0)], [rule], 4) == want
 
@@ -377,7 +405,7 @@ def test_pair_span_table() -> None:
 def ruled_tables(draw: st.DrawFn) -> tuple[list[Buffer], list[Overlap], int]:
     """Random lifetimes and sizes, and overlap rules shaped like the ones ops give: at most one
     per step, each between a buffer dying there and one born there, each buffer at most once
-    as X and once as Y."""
+    as X and once as Y; some exact (in place: Y starts where X starts)."""
     align = draw(st.sampled_from([1, 4, 16]))
     bufs = draw(tables())
     rules: list[Overlap] = []
@@ -390,10 +418,13 @@ def ruled_tables(draw: st.DrawFn) -> tuple[list[Buffer], list[Overlap], int]:
                 continue
             if not draw(st.booleans()):
                 continue
-            dist = -(-draw(st.integers(-64, 300)) // align) * align
-            above = draw(st.one_of(st.none(), st.integers(1, 300)))
-            above = None if above is None else -(-above // align) * align
-            rules.append(Overlap(x.name, y.name, dist, x.last, above))
+            if draw(st.integers(0, 3)) == 0:  # an in-place kernel: Y exactly over X
+                rules.append(Overlap(x.name, y.name, 0, x.last, exact=True))
+            else:
+                dist = -(-draw(st.integers(-64, 300)) // align) * align
+                above = draw(st.one_of(st.none(), st.integers(1, 300)))
+                above = None if above is None else -(-above // align) * align
+                rules.append(Overlap(x.name, y.name, dist, x.last, above))
             used_x.add(x.name)
             used_y.add(y.name)
             steps_used.add(x.last)

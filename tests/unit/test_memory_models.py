@@ -65,3 +65,38 @@ def test_shared_model_arena_is_within_2_percent_of_its_lower_bound_and_below_tfl
     assert plan.arena_bytes <= tflm_arena_bytes(str(MODELS / model))
     if model in TARGETS:
         assert plan.arena_bytes <= TARGETS[model]
+
+
+# Arenas with --patch-input stream before depthwise could run in place channel by channel:
+# both peaked on a stride-1 depthwise whose overlap distance (a row of lag) exceeded one channel.
+DISTANCE_ONLY_STREAMED = {"hanlab/mcunetv2_large.tflite": 233_680, "hanlab/vww.tflite": 26_656}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", sorted(DISTANCE_ONLY_STREAMED))
+def test_streamed_patch_plan_runs_depthwise_in_place_channel_by_channel(model: str) -> None:
+    """The planner picks the channel-by-channel kernel where it is lower, the scratch channel is
+    a buffer live only at its op, and the arena drops below the distance-only plan's."""
+    from tinyc.compiler import lower
+    from tinyc.memory.lifetimes import buffers
+    from tinyc.memory.overlap import find_overlaps
+    from tinyc.memory.plan import plan_buffers
+
+    c = compile_model(MODELS / model, Options(patch_input="stream"))
+    plan = c.plan
+    verify(plan.buffers, plan.offsets, plan.alignment, plan.overlaps)
+    steps = [k for k, call in enumerate(c.calls) if call.function == "tinyc_depthwise_conv2d_s8_channels"]
+    assert steps and plan.calls == c.calls
+    exact = {o.step: o for o in plan.overlaps if o.exact}
+    assert exact and set(exact) <= set(steps)
+    for k, o in exact.items():
+        assert plan.offsets[o.x] == plan.offsets[o.y]
+        (temp,) = [b for b in plan.buffers if b.name.startswith(f"scratch{k}_")]
+        assert temp.first == temp.last == k
+    assert plan.arena_bytes < DISTANCE_ONLY_STREAMED[model]
+    # The same graph with every op's own kernel and distance rules only needs more.
+    own = lower(c.graph)[0]
+    bufs = buffers(c.graph, own)
+    plain = plan_buffers(bufs, find_overlaps(c.graph, bufs, plan.alignment), len(c.graph.ops), plan.alignment,
+                         search_seconds=2.0)
+    assert plan.arena_bytes < plain.arena_bytes

@@ -47,6 +47,12 @@ class Step:
     fields: list[dict[str, str]]
     args: list[str]
     patch: tuple[int, int] | None = None  # (row, col) of the patch this step computes
+    op: str = ""  # the op kind, for comments
+    # Per argument: the pointer cast and the arena offset when the argument is `(cast)(arena + offset)`,
+    # None otherwise (a constant, NULL): a patch stage tables the offsets that differ between patches.
+    arg_casts: list[str | None] = field(default_factory=list)
+    arg_offsets: list[int | None] = field(default_factory=list)
+    in_table: bool = False  # its params are printed in a patch stage's tables, not on their own
 
 
 @dataclass
@@ -60,14 +66,35 @@ class Patch:
 
 
 @dataclass
+class CTable:
+    """A const table of a patch stage: one row per patch, or per distinct row when `index` picks them."""
+
+    cname: str
+    ctype: str
+    rows: list[str]
+    comment: str
+    index: "CTable | None" = None  # patch -> row, when patches share rows
+
+
+@dataclass
 class Block:
-    """A run of the schedule: plain steps, or a patch stage (a loop over per-patch functions)."""
+    """A run of the schedule: plain steps, or a patch stage run by a loop over the patches.
+
+    A patch stage is one function `function(arena, patch)` whose `body` is the stage's steps once,
+    reading each patch's params and arena offsets from `tables`; when the patches cannot share one
+    body (`fallback` says why), one function per patch, called through the table `table`.
+    `patches` always lists every patch's own steps, in execution order.
+    """
 
     steps: list[Step] = field(default_factory=list)
     patches: list[Patch] = field(default_factory=list)
     grid: tuple[int, int] | None = None
-    table: str = ""  # name of the table of patch functions
+    table: str = ""  # name of the table of patch functions (fallback)
     comment: str = ""
+    function: str = ""  # the stage function (tabled stage)
+    body: list[Step] = field(default_factory=list)
+    tables: list[CTable] = field(default_factory=list)
+    fallback: str = ""  # why this stage has one function per patch
 
 
 @dataclass
@@ -163,6 +190,7 @@ def build_program(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs:
                     model_sha256=model_sha256, arena_bytes=plan.arena_bytes, lower_bound_bytes=plan.lower_bound_bytes,
                     strategy=plan.strategy, total_macs=int(sum(macs)), weight_bytes=0, headers=headers, sources=sources)
     const_names: dict[str, str] = {}
+    param_arrays: dict[tuple[str, str], str] = {}  # (C type, body) -> name: patches repeat their layer's arrays
 
     def const_ref(tname: str) -> str:
         if tname not in const_names:
@@ -181,22 +209,33 @@ def build_program(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs:
         fields = []
         for k, v in call.params.items():
             if isinstance(v, np.ndarray):
-                cname = f"{pname}_{k}"
-                prog.arrays.append(CArray(cname=cname, ctype=_NP_CTYPES[v.dtype], length=max(v.size, 1),
-                                          body=_array_body(v), comment=f"layer {step} {k}", align=4))
-                fields.append({"name": k, "value": cname})
+                ctype, body = _NP_CTYPES[v.dtype], _array_body(v)
+                if (ctype, body) not in param_arrays:
+                    cname = f"{pname}_{k}"
+                    prog.arrays.append(CArray(cname=cname, ctype=ctype, length=max(v.size, 1), body=body,
+                                              comment=f"layer {step} {k}", align=4))
+                    param_arrays[ctype, body] = cname
+                fields.append({"name": k, "value": param_arrays[ctype, body]})
             elif isinstance(v, (tuple, list)):
                 fields.append({"name": k, "value": "{" + ", ".join(_scalar(x) for x in v) + "}"})
             else:
                 fields.append({"name": k, "value": _scalar(v)})
-        args = []
+        args: list[str] = []
+        casts: list[str | None] = []
+        offsets: list[int | None] = []
         scratch_k = 0
         for a in call.args:
+            n_args = len(args)
             if a.kind == "null":
                 args.append("NULL")
             elif a.kind == "scratch":
                 off = plan.offsets.get(scratch_name(step, scratch_k)) if a.nbytes > 0 else None
-                args.append(f"(void *)(arena + {off})" if off is not None else "NULL")
+                if off is not None:
+                    casts.append("void *")
+                    offsets.append(off)
+                    args.append(f"(void *)(arena + {off})")
+                else:
+                    args.append("NULL")
                 scratch_k += 1
             elif a.kind == "const" or (a.tensor is not None and g.t(a.tensor).is_const):
                 assert a.tensor is not None
@@ -205,10 +244,16 @@ def build_program(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs:
                 assert a.tensor is not None
                 t = g.t(a.tensor)
                 cq = "const " if a.kind == "in" else ""
-                args.append(f"({cq}{t.ctype} *)(arena + {plan.offset(g, a.tensor)})")
+                casts.append(f"{cq}{t.ctype} *")
+                offsets.append(plan.offset(g, a.tensor))
+                args.append(f"({casts[-1]})(arena + {offsets[-1]})")
+            if len(casts) == n_args:  # not an arena pointer
+                casts.append(None)
+                offsets.append(None)
         prog.steps.append(Step(index=op.index, comment=_describe_step(g, op, macs[step], call),
                                function=call.function.replace("{prefix}", prefix), params_type=call.params_type, params_name=pname,
-                               fields=fields, args=args, patch=op.attrs.get("patch")))
+                               fields=fields, args=args, patch=op.attrs.get("patch"), op=op.kind,
+                               arg_casts=casts, arg_offsets=offsets))
     prog.blocks = _blocks(g, prog.steps, prefix)
     prog.inputs = [_io(g, n, plan) for n in g.inputs]
     prog.streamed = any(io.streamed for io in prog.inputs)
@@ -217,8 +262,8 @@ def build_program(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs:
 
 
 def _blocks(g: Graph, steps: list[Step], prefix: str) -> list[Block]:
-    """Group the steps of each patch stage (ops tagged attrs["patch"] by tinyc.schedule) into
-    one function per patch, called in a loop; every other step stays inline in invoke()."""
+    """Group the steps of each patch stage (ops tagged attrs["patch"] by tinyc.schedule) into a
+    stage run by a loop over its patches; every other step stays inline in invoke()."""
     blocks: list[Block] = []
     for op, s in zip(g.ops, steps):
         if s.patch is None:
@@ -229,7 +274,7 @@ def _blocks(g: Graph, steps: list[Step], prefix: str) -> list[Block]:
         grid = tuple(op.attrs["grid"])
         if not blocks or blocks[-1].grid is None or s.patch < (blocks[-1].patches[-1].row, blocks[-1].patches[-1].col):
             k = sum(1 for b in blocks if b.grid is not None)
-            blocks.append(Block(grid=grid, table=f"{prefix}_stage{k}_patches"))
+            blocks.append(Block(grid=grid, table=f"{prefix}_stage{k}_patches", function=f"{prefix}_stage{k}"))
         b = blocks[-1]
         if not b.patches or (b.patches[-1].row, b.patches[-1].col) != s.patch:
             k = sum(1 for x in blocks if x.grid is not None) - 1
@@ -241,7 +286,122 @@ def _blocks(g: Graph, steps: list[Step], prefix: str) -> list[Block]:
             steps = b.patches[0].steps
             b.comment = (f"layers #{steps[0].index}..#{steps[-1].index} run as a {b.grid[0]}x{b.grid[1]} grid of "
                          f"patches of layer #{steps[-1].index}'s output (MCUNetV2 patch-based inference)")
+            _table_stage(b)
     return blocks
+
+
+def _table_stage(b: Block) -> None:
+    """Make the patch stage `b` one function over its patches: each step once, its params and the
+    arena offsets that differ between patches read from const tables indexed by `patch`.
+
+    Possible only when every patch calls the same kernels with the same params type and the same
+    arguments up to arena offsets; otherwise `b.fallback` says what differs and the stage keeps one
+    function per patch (its steps print as they are).
+    """
+    why = _untabled_reason(b.patches)
+    if why:
+        b.function, b.fallback = "", why
+        return
+    first = b.patches[0]
+    n = len(b.patches)
+    offset_tables: dict[tuple[str, ...], str] = {}
+    for j, s in enumerate(first.steps):
+        column = [p.steps[j] for p in b.patches]
+        for x in column:
+            x.in_table = True
+        comment = s.comment
+        if any(x.comment != s.comment for x in column):
+            comment += f" [patch ({first.row}, {first.col}) shown]"
+        params_name = s.params_name
+        if s.params_type:
+            params_name = _params_table(b, j, column, n)
+        args = list(s.args)
+        for a in range(len(s.args)):
+            if all(x.args[a] == s.args[a] for x in column):
+                continue  # the same for every patch: stays literal
+            rows = tuple(f"{x.arg_offsets[a]}u" for x in column)
+            if rows not in offset_tables:  # a buffer one step writes and the next reads: one table
+                offset_tables[rows] = f"{b.function}_a{j}_{a}"
+                cast = s.arg_casts[a] or ""
+                role = "scratch" if cast == "void *" else "input" if cast.startswith("const ") else "output"
+                b.tables.append(CTable(cname=offset_tables[rows], ctype="uint32_t", rows=list(rows),
+                                       comment=f"#{s.index} {s.op} {role} (argument {a + 1}): arena offset per patch"))
+            args[a] = f"({s.arg_casts[a]})(arena + {offset_tables[rows]}[patch])"
+        b.body.append(Step(index=s.index, comment=comment, function=s.function, params_type=s.params_type,
+                           params_name=params_name, fields=[], args=args, op=s.op))
+
+
+_ROW_WIDTH = 100
+
+
+def _struct_row(fields: list[dict[str, str]]) -> str:
+    """`{.a = 1, .b = 2, ...}` as a table row, wrapped at about _ROW_WIDTH columns."""
+    lines, line = [], ""
+    for f in fields:
+        item = f".{f['name']} = {f['value']}"
+        if line and len(line) + len(item) + 2 > _ROW_WIDTH:
+            lines.append(line + ",")
+            line = ""
+        line = f"{line}, {item}" if line else item
+    lines.append(line)
+    return "{" + "\n   ".join(lines) + "}"
+
+
+def _params_table(b: Block, j: int, column: list[Step], n: int) -> str:
+    """The params of step j of every patch as one table; returns the C lvalue that picks the
+    current patch's. Patches with equal params share a row (border and interior patches differ in
+    sizes and padding only), chosen through an index table when rows are fewer than patches."""
+    s = column[0]
+    rows: list[str] = []
+    pick: list[int] = []
+    for x in column:
+        row = _struct_row(x.fields)
+        if row not in rows:
+            rows.append(row)
+        pick.append(rows.index(row))
+    name = f"{b.function}_p{j}"
+    what = f"#{s.index} {s.op} params"
+    if len(rows) == 1:
+        b.tables.append(CTable(cname=name, ctype=s.params_type or "", rows=rows, comment=what + ", the same for every patch"))
+        return f"{name}[0]"
+    if len(rows) == n:
+        b.tables.append(CTable(cname=name, ctype=s.params_type or "", rows=rows, comment=what + " per patch"))
+        return f"{name}[patch]"
+    index = CTable(cname=f"{name}_row", ctype="uint8_t" if len(rows) <= 256 else "uint16_t",
+                   rows=[f"{i}u" for i in pick], comment=f"row of {name} per patch")
+    b.tables.append(CTable(cname=name, ctype=s.params_type or "", rows=rows, index=index,
+                           comment=f"{what}: {len(rows)} distinct over {n} patches"))
+    return f"{name}[{index.cname}[patch]]"
+
+
+def _arena_offset(s: Step, a: int) -> int | None:
+    return s.arg_offsets[a] if a < len(s.arg_offsets) else None
+
+
+def _untabled_reason(patches: list[Patch]) -> str:
+    """Why the patches cannot share one function body ("" when they can)."""
+    first = patches[0]
+    where = f"patch ({first.row}, {first.col})"
+    for p in patches[1:]:
+        here = f"patch ({p.row}, {p.col})"
+        if len(p.steps) != len(first.steps):
+            return f"{here} runs {len(p.steps)} steps, {where} {len(first.steps)}"
+        for s, x in zip(first.steps, p.steps):
+            if (x.function, x.params_type) != (s.function, s.params_type):
+                return (f"layer #{x.index} calls {x.function}({x.params_type or 'no params'}) in {here}, "
+                        f"{s.function}({s.params_type or 'no params'}) in {where}")
+            if [f["name"] for f in x.fields] != [f["name"] for f in s.fields]:
+                return f"layer #{x.index} sets other params fields in {here} than in {where}"
+            if len(x.args) != len(s.args):
+                return f"layer #{x.index} takes {len(x.args)} arguments in {here}, {len(s.args)} in {where}"
+            for a, (u, v) in enumerate(zip(s.args, x.args)):
+                if u == v:
+                    continue
+                if (_arena_offset(s, a) is None or _arena_offset(x, a) is None  # not `arena + offset` in both
+                        or s.arg_casts[a] != x.arg_casts[a]):
+                    return (f"layer #{x.index} argument {a + 1} is {v} in {here}, {u} in {where}: "
+                            "not an arena offset to table")
+    return ""
 
 
 def np_itemsize(dtype: str) -> int:

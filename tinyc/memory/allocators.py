@@ -55,8 +55,8 @@ class Placer:
     rules worked out once so that a search can try many orders cheaply.
 
     For a buffer i placed after a conflicting buffer j at offset o, the bases c with
-    o + lo < c < o + hi are forbidden: (lo, hi) = (-size(i), size(j)) without a rule, the part
-    of it the rule forbids with one.
+    o + lo < c < o + hi are forbidden: (lo, hi) = (-size(i), size(j)) without a rule, the parts
+    of it the rule forbids with one (two for an exact rule: all but c = o).
     """
 
     def __init__(self, bufs: Sequence[Buffer], align: int, overlaps: Sequence[Overlap] = (),
@@ -70,11 +70,11 @@ class Placer:
         # delta' = off'(X) - off'(Y) = size(Y) - size(X) - delta.
         size = [align_up(b.size, align) if top_down else b.size for b in self.bufs]
         self.size = size
-        rule: dict[tuple[int, int], tuple[int, int]] = {}  # (X, Y) -> forbidden deltas
+        rule: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (X, Y) -> forbidden deltas
         for o in overlaps:
             x, y = self.index[o.x], self.index[o.y]
-            lo, hi = o.forbidden(size[x], size[y])
-            rule[(x, y)] = (size[y] - size[x] - hi, size[y] - size[x] - lo) if top_down else (lo, hi)
+            rule[(x, y)] = [(size[y] - size[x] - hi, size[y] - size[x] - lo) if top_down else (lo, hi)
+                            for lo, hi in o.forbidden_all(size[x], size[y])]
         n = len(self.bufs)
         self.conflicts: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]
         by_first = sorted(range(n), key=lambda k: self.bufs[k].first)
@@ -89,17 +89,17 @@ class Placer:
                 self._add(i, j, rule)
                 self._add(j, i, rule)
 
-    def _add(self, i: int, j: int, rule: dict[tuple[int, int], tuple[int, int]]) -> None:
-        """The forbidden interval for i placed after j, relative to j's offset."""
+    def _add(self, i: int, j: int, rule: dict[tuple[int, int], list[tuple[int, int]]]) -> None:
+        """The forbidden intervals for i placed after j, relative to j's offset."""
         lo, hi = -self.size[i], self.size[j]
+        spans = [(lo, hi)]
         if (j, i) in rule:  # j is X, i is Y: off(i) = off(j) - delta
-            dlo, dhi = rule[(j, i)]
-            lo, hi = max(lo, -dhi), min(hi, -dlo)
+            spans = [(max(lo, -dhi), min(hi, -dlo)) for dlo, dhi in rule[(j, i)]]
         elif (i, j) in rule:  # i is X, j is Y: off(i) = off(j) + delta
-            dlo, dhi = rule[(i, j)]
-            lo, hi = max(lo, dlo), min(hi, dhi)
-        if lo < hi:
-            self.conflicts[i].append((j, lo, hi))
+            spans = [(max(lo, dlo), min(hi, dhi)) for dlo, dhi in rule[(i, j)]]
+        for a, b in spans:
+            if a < b:
+                self.conflicts[i].append((j, a, b))
 
     def indices(self, order: Sequence[Buffer]) -> list[int]:
         return [self.index[b.name] for b in order]

@@ -9,6 +9,11 @@ The op module proves D from its kernel's access order (OverlapSpec.min_distance)
 only lists the pairs the ops allow, as pairwise rules "offset(X) - offset(Y) >= D at step s".
 The allocators decide, pair by pair, whether to use a rule: a chain of ops (expand, depthwise,
 project, ...) may drift across the arena or be cut wherever a plain placement is lower.
+
+An op may also offer an in-place variant (OpSupport.in_place: a kernel whose output starts
+exactly where its input starts, with a short-lived scratch buffer). Its rule is `exact`: Y may
+share bytes with X only at delta = 0. find_in_place lists those; memory/plan.py decides per op
+which rule to use.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Mapping, Sequence
 
 from tinyc.ir import Graph
 from tinyc.memory.lifetimes import Buffer, align_up, live_bytes_per_step
+from tinyc.ops.base import InPlace
 from tinyc.ops.registry import lookup
 
 
@@ -36,19 +42,51 @@ class Overlap:
     distance: int
     step: int
     above: int | None = None
+    exact: bool = False  # an in-place kernel: Y may share bytes with X only starting where X starts
 
     def allows(self, delta: int) -> bool:
         """Whether Y may start `delta` bytes below X (X and Y sharing bytes)."""
+        if self.exact:
+            return delta == 0
         if self.above is None:
             return delta >= self.distance
         return delta >= max(self.distance, 0) or -delta >= self.above
 
+    def forbidden_all(self, size_x: int, size_y: int) -> list[tuple[int, int]]:
+        """The deltas this rule forbids, as open intervals (lo, hi), each empty when lo >= hi:
+        `forbidden`, or for an exact rule every sharing delta except 0."""
+        if self.exact:
+            return [(-size_x, 0), (0, size_y)]
+        return [self.forbidden(size_x, size_y)]
+
     def forbidden(self, size_x: int, size_y: int) -> tuple[int, int]:
-        """The deltas this rule forbids: the open interval (lo, hi), empty when lo >= hi.
+        """The deltas this (non-exact) rule forbids: the open interval (lo, hi), empty when lo >= hi.
         Without the rule it would be (-size_x, size_y): every delta where X and Y share a byte."""
+        assert not self.exact, "an exact rule forbids two intervals: use forbidden_all"
         if self.above is None:
             return -size_x, min(size_y, self.distance)
         return max(-size_x, -self.above), min(size_y, max(self.distance, 0))
+
+
+def _dying_pair(g: Graph, op, step: int, input_index: int, by_name: Mapping[str, Buffer]) -> tuple[str, str] | None:
+    """(X, Y) storage buffers when op's output Y may share bytes with input `input_index` X:
+    X dies at this op and Y is born there, both whole buffers, X read once by the op."""
+    if not op.outputs or input_index >= len(op.inputs):
+        return None
+    xin = op.inputs[input_index]
+    if xin is None or g.t(xin).is_const:
+        return None
+    if g.is_slice(xin) or g.is_slice(op.outputs[0]):
+        return None  # the rule's distance is between whole buffers; a slice starts inside one
+    x, y = g.storage(xin), g.storage(op.outputs[0])
+    if x == y or x not in by_name or y not in by_name:
+        return None
+    if by_name[x].last != step or by_name[y].first != step:
+        return None  # X is read later, or Y was written before this op
+    # Another input of this op must not be x too (e.g. ADD(x, x)).
+    if sum(1 for i in op.inputs if i is not None and g.storage(i) == x) > 1:
+        return None
+    return x, y
 
 
 def find_overlaps(g: Graph, bufs: Sequence[Buffer], align: int) -> list[Overlap]:
@@ -62,29 +100,48 @@ def find_overlaps(g: Graph, bufs: Sequence[Buffer], align: int) -> list[Overlap]
     for step, op in enumerate(g.ops):
         mod = lookup(op.kind)
         spec = mod.overlap(op, g) if mod is not None else None
-        if spec is None or not op.outputs or spec.input_index >= len(op.inputs):
+        pair = _dying_pair(g, op, step, spec.input_index, by_name) if spec is not None else None
+        if spec is None or pair is None:
             continue
-        xin = op.inputs[spec.input_index]
-        if xin is None or g.t(xin).is_const:
-            continue
-        if g.is_slice(xin) or g.is_slice(op.outputs[0]):
-            continue  # the rule's distance is between whole buffers; a slice starts inside one
-        x, y = g.storage(xin), g.storage(op.outputs[0])
-        if x == y or x not in by_name or y not in by_name:
-            continue
-        bx, by = by_name[x], by_name[y]
-        if bx.last != step or by.first != step:
-            continue  # X is read later, or Y was written before this op
-        # Another input of this op must not be x too (e.g. ADD(x, x)).
-        if sum(1 for i in op.inputs if i is not None and g.storage(i) == x) > 1:
-            continue
+        x, y = pair
         above = spec.min_distance_above()
         o = Overlap(x=x, y=y, distance=align_up(spec.min_distance(), align), step=step,
                     above=None if above is None else align_up(above, align))
-        sx, sy = align_up(bx.size, align), align_up(by.size, align)
+        sx, sy = align_up(by_name[x].size, align), align_up(by_name[y].size, align)
         if pair_span(o, sx, sy) < sx + sy:
             overlaps.append(o)
     return overlaps
+
+
+@dataclass(frozen=True)
+class InPlaceOption:
+    """Op `step` may run `in_place.call` with Y exactly over X (`rule`, exact) instead of its
+    own call: worth it when `bytes` (X, Y and the variant's scratch together) is less than what
+    the op's distance rule (or no rule) needs at that step."""
+
+    step: int
+    rule: Overlap
+    in_place: InPlace
+    bytes: int
+
+
+def find_in_place(g: Graph, bufs: Sequence[Buffer], align: int) -> list[InPlaceOption]:
+    """Every op whose module offers an in-place variant, where its input dies and its output
+    is born (as for find_overlaps)."""
+    by_name = {b.name: b for b in bufs}
+    out = []
+    for step, op in enumerate(g.ops):
+        mod = lookup(op.kind)
+        ip = mod.in_place(op, g) if mod is not None else None
+        pair = _dying_pair(g, op, step, ip.input_index, by_name) if ip is not None else None
+        if ip is None or pair is None:
+            continue
+        x, y = pair
+        scratch = sum(align_up(a.nbytes, align) for a in ip.call.args if a.kind == "scratch")
+        total = max(align_up(by_name[x].size, align), align_up(by_name[y].size, align)) + scratch
+        out.append(InPlaceOption(step=step, rule=Overlap(x=x, y=y, distance=0, step=step, exact=True),
+                                 in_place=ip, bytes=total))
+    return out
 
 
 def pair_span(o: Overlap, size_x: int, size_y: int) -> int:
@@ -95,6 +152,8 @@ def pair_span(o: Overlap, size_x: int, size_y: int) -> int:
     def span(delta: int) -> int:
         return max(delta + size_x, size_y) - min(delta, 0)
 
+    if o.exact:
+        return max(size_x, size_y)
     lo, hi = o.forbidden(size_x, size_y)
     best = size_x + size_y
     for delta in (min(0, size_y - size_x), max(0, size_y - size_x)):

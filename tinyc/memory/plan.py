@@ -1,9 +1,15 @@
 """Build the MemoryPlan: overlap rules from the op modules, every registered allocator bottom-up
 and top-down, a local search from the best of them under a time budget, the verifier on the
-result, and the arena kept with its distance to the lower bound."""
+result, and the arena kept with its distance to the lower bound.
+
+Ops with an in-place variant (OpSupport.in_place: depthwise channel by channel) are planned both
+ways: with every op's own kernel and distance rule, and with each such op switched to its
+variant where that needs fewer bytes at its step than its distance rule. The smaller arena wins;
+the plan carries the kernel calls it was made for."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -11,7 +17,8 @@ from tinyc.errors import BadInput
 from tinyc.ir import Graph
 from tinyc.memory.allocators import Placer, orders
 from tinyc.memory.lifetimes import Buffer, align_up, buffers
-from tinyc.memory.overlap import Overlap, find_overlaps, live_bytes_with_overlaps, used_overlaps
+from tinyc.memory.overlap import (Overlap, find_in_place, find_overlaps, live_bytes_with_overlaps, pair_span,
+                                  used_overlaps)
 from tinyc.memory.search import improve
 from tinyc.memory.verify import verify, verify_slices
 from tinyc.ops.base import KernelCall
@@ -30,6 +37,7 @@ class MemoryPlan:
     alignment: int
     overlaps: tuple[Overlap, ...] = ()  # the overlap rules this placement relies on
     candidates: Mapping[str, int] | None = None  # arena bytes of every strategy tried
+    calls: tuple[KernelCall, ...] | None = None  # the kernel calls planned for (in-place variants chosen)
 
     def offset(self, g: Graph, tensor: str) -> int:
         """Where `tensor` starts in the arena: its storage buffer's offset, plus its place in
@@ -52,7 +60,45 @@ def plan_memory(g: Graph, calls: Sequence[KernelCall], alignment: int = 4, strat
     bufs = buffers(g, calls)
     rules = find_overlaps(g, bufs, alignment) if overlap else []
     verify_slices(g, bufs)
-    return plan_buffers(bufs, rules, len(g.ops), alignment, strategy, search_seconds)
+    alt = _in_place_variant(g, calls, bufs, rules, alignment) if overlap else None
+    if alt is None:
+        return dataclasses.replace(plan_buffers(bufs, rules, len(g.ops), alignment, strategy, search_seconds),
+                                   calls=tuple(calls))
+    alt_calls, alt_bufs, alt_rules = alt
+    # The greedy placements of both decide; the local search then only shrinks the winner. The
+    # lower bound and the bytes live per step are those of the kernels the plan runs.
+    plan = plan_buffers(bufs, rules, len(g.ops), alignment, strategy, 0)
+    var = plan_buffers(alt_bufs, alt_rules, len(g.ops), alignment, strategy, 0)
+    if var.arena_bytes < plan.arena_bytes:
+        plan, bufs, rules, calls = var, alt_bufs, alt_rules, alt_calls
+    if search_seconds > 0 and strategy is None:
+        plan = plan_buffers(bufs, rules, len(g.ops), alignment, strategy, search_seconds)
+    return dataclasses.replace(plan, calls=tuple(calls))
+
+
+def _in_place_variant(g: Graph, calls: Sequence[KernelCall], bufs: Sequence[Buffer], rules: Sequence[Overlap],
+                      alignment: int) -> tuple[list[KernelCall], list[Buffer], list[Overlap]] | None:
+    """The calls, buffers and rules with every op switched to its in-place variant where that
+    needs fewer bytes at its step (X, Y and the scratch) than its distance rule (or X + Y);
+    None when no op gains."""
+    if len(calls) != len(g.ops):
+        return None  # planning without kernel calls (lifetimes only)
+    size = {b.name: align_up(b.size, alignment) for b in bufs}
+    by_step = {o.step: o for o in rules}
+    new_calls, new_rules = list(calls), list(rules)
+    changed = False
+    for opt in find_in_place(g, bufs, alignment):
+        sx, sy = size[opt.rule.x], size[opt.rule.y]
+        own = by_step.get(opt.step)
+        own_bytes = pair_span(own, sx, sy) if own is not None else sx + sy
+        if opt.bytes >= own_bytes:
+            continue
+        new_calls[opt.step] = opt.in_place.call
+        new_rules = [o for o in new_rules if o.step != opt.step] + [opt.rule]
+        changed = True
+    if not changed:
+        return None
+    return new_calls, buffers(g, new_calls), new_rules
 
 
 def plan_buffers(bufs: Sequence[Buffer], rules: Sequence[Overlap], steps: int, alignment: int = 4,

@@ -4,7 +4,8 @@ the overlapped pairs an op module proved safe, and only at their proven distance
 Written from the kernels' contract, not from the allocators' interval arithmetic: with
 delta = offset(X) - offset(Y), an ascending kernel is safe when delta >= distance; a memmove-like
 kernel (rule.above set) runs ascending when Y starts at or below X (delta >= 0) and descending
-when Y starts above X, where it is safe when -delta >= above.
+when Y starts above X, where it is safe when -delta >= above. An in-place (exact) rule is safe
+only at delta == 0.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from tinyc.memory.overlap import Overlap
 
 
 def _safe(rule: Overlap, delta: int) -> bool:
+    if rule.exact:  # an in-place kernel: output and input start at the same byte
+        return delta == 0
     if rule.above is None:
         return delta >= rule.distance
     if delta >= 0:

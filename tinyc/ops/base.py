@@ -133,6 +133,20 @@ def window_overlap(in_shape: tuple[int, ...], out_shape: tuple[int, ...], stride
 
 
 @dataclass(frozen=True)
+class InPlace:
+    """An op's in-place variant: `call` writes the output starting exactly where input
+    `input_index` starts (the same first byte), using the scratch buffers its "scratch" args
+    ask for (planned as tensors live only during the op). The planner runs it instead of
+    lower()'s call where that gives a smaller arena than the op's OverlapSpec distance.
+
+    Only the op module may return one: it knows its kernel's access order and proves it safe.
+    """
+
+    input_index: int
+    call: KernelCall
+
+
+@dataclass(frozen=True)
 class SpatialWindow:
     """How an op's output rows and columns depend on its input's, for patch-based inference.
 
@@ -206,6 +220,10 @@ class OpSupport:
 
     def overlap(self, op: Op, g: Graph) -> OverlapSpec | None:
         """How the output may overlap a dying input (see OverlapSpec); None: never."""
+        return None
+
+    def in_place(self, op: Op, g: Graph) -> InPlace | None:
+        """A kernel variant whose output starts exactly at a dying input (see InPlace); None: none."""
         return None
 
     def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:

@@ -6,21 +6,26 @@ with per-tensor or per-output-channel (axis 3) scales and zero point 0, int32 bi
 any kernel size, depth multiplier, stride, dilation, SAME/VALID padding, fused
 NONE/RELU/RELU6/RELU_N1_TO_1. A preceding zero-point PAD is absorbed as extra padding.
 
-In place: the kernel is memmove-like (pixels in descending order when the output starts above
-the input), so the planner may overlap output and input at window_overlap's distances either
-way: about one input row of lag at stride 1, a pixel or so at stride 2. TinyEngine's
-channel-by-channel in-place variant (a one-channel temporary) was weighed and not built: at
-the layer that sets MCUNet-VWW's peak (40x40x48, stride 2) the overlap costs 48 bytes where a
-channel costs 400. The channel variant would win on small maps with many channels (late
-layers, never a peak on the shared models) and on mcunet-in3's 7x7 stride-1 44x44x80 layers
-(about 9 KB, with an arena already far below its target).
+In place, two ways; the planner (memory/plan.py) picks per op whichever gives the smaller arena:
+- Overlap at a distance: tinyc_depthwise_conv2d_s8 is memmove-like (pixels in descending order
+  when the output starts above the input), so the output may overlap the input at
+  window_overlap's distances either way: about one input row of lag at stride 1 (W*C bytes plus
+  the window's reach), a pixel or so at stride 2.
+- Channel by channel (TinyEngine's rule, depth multiplier 1 only): tinyc_depthwise_conv2d_s8_channels
+  copies input channel c (N*H*W bytes, unpadded: taps outside the input are skipped as in the
+  other kernel) to a scratch buffer, then writes output channel c from it. Output channel c
+  writes only bytes pixel*C + c, all of which belong to input channel c (already copied) when
+  the output starts exactly where the input starts, whatever the stride, padding or output size.
+  It costs max(in, out) + one input channel instead of in + distance: it wins at stride 1 on
+  wide maps with many channels (MCUNetV2 after patches: 28x28x240 5x5 costs 784 B of temp vs a
+  14,160 B distance), never at stride 2, where the distance is a pixel or so.
 """
 
 from __future__ import annotations
 
 from tinyc.ir import Graph, Op
 from tinyc.ops import _conv_math as cm
-from tinyc.ops.base import Arg, KernelCall, unsupported
+from tinyc.ops.base import Arg, InPlace, KernelCall, unsupported
 from tinyc.ops.registry import register
 
 KIND = "DEPTHWISE_CONV_2D"
@@ -51,6 +56,15 @@ class DepthwiseConv2D(cm.WindowConv):
         return y.size * w.shape[1] * w.shape[2]
 
     def lower(self, op: Op, g: Graph) -> KernelCall:
+        return self._call(op, g, channels=False)
+
+    def in_place(self, op: Op, g: Graph) -> InPlace | None:
+        """Depth multiplier 1: the channel-by-channel kernel, output over the input's first byte."""
+        if op.attrs.get("depth_multiplier") != 1:
+            return None
+        return InPlace(input_index=0, call=self._call(op, g, channels=True))
+
+    def _call(self, op: Op, g: Graph, channels: bool) -> KernelCall:
         self.check(op, g)
         x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
         _, fh, fw, out_c = w.shape
@@ -71,13 +85,17 @@ class DepthwiseConv2D(cm.WindowConv):
             act_min=act_min, act_max=act_max,
             out_mult=mult, out_shift=shift,
         )
-        comment = (f"DEPTHWISE_CONV_2D {fh}x{fw} stride {wh.stride}x{ww.stride} dilation "
+        how = " in place, channel by channel" if channels else ""
+        comment = (f"DEPTHWISE_CONV_2D{how} {fh}x{fw} stride {wh.stride}x{ww.stride} dilation "
                    f"{wh.dilation}x{ww.dilation} pad {wh.pad_before},{ww.pad_before} {c}x{dm} "
                    f"{op.attrs.get('fused_activation_function', 'NONE')}")
+        args = (Arg("in", op.inputs[0]), Arg("const", op.inputs[1]),
+                Arg("const", bias) if bias is not None else Arg("null"), Arg("out", op.outputs[0]))
+        if channels:  # one input channel of every image
+            args += (Arg("scratch", nbytes=n * h * wd),)
         return KernelCall(
-            function="tinyc_depthwise_conv2d_s8", header="tinyc/depthwise_conv.h",
+            function="tinyc_depthwise_conv2d_s8_channels" if channels else "tinyc_depthwise_conv2d_s8",
+            header="tinyc/depthwise_conv.h",
             sources=("depthwise_conv.c",),
             params_type="tinyc_depthwise_conv2d_params_t", params=params,
-            args=(Arg("in", op.inputs[0]), Arg("const", op.inputs[1]),
-                  Arg("const", bias) if bias is not None else Arg("null"), Arg("out", op.outputs[0])),
-            comment=comment)
+            args=args, comment=comment)
