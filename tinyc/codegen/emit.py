@@ -16,6 +16,7 @@ import jinja2
 import numpy as np
 
 from tinyc import __version__
+from tinyc.errors import InternalError
 from tinyc.ir import C_TYPES, Graph, Tensor
 from tinyc.memory.lifetimes import scratch_name
 from tinyc.memory.plan import MemoryPlan
@@ -230,6 +231,9 @@ def build_program(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs:
                 args.append("NULL")
             elif a.kind == "scratch":
                 off = plan.offsets.get(scratch_name(step, scratch_k)) if a.nbytes > 0 else None
+                if a.nbytes > 0 and off is None:
+                    raise InternalError(f"{op.label}: the memory plan has no scratch buffer "
+                                        f"{scratch_name(step, scratch_k)} (planned for other kernel calls?)")
                 if off is not None:
                     casts.append("void *")
                     offsets.append(off)
