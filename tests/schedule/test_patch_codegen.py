@@ -1,11 +1,13 @@
 """The generated C of a patch stage: one function per stage, run once per patch.
 
 Each patch stage prints its op sequence once, in `<prefix>_stage<k>(arena, patch)`, reading the
-patch's params and arena offsets from const tables; only when patches differ in a way a table
-cannot hold does the stage fall back to one function per patch (the layout before, whose code
-grew with the grid: WV MobileNetV2's 8x8 plan tripled the model's code). Checked here: the
-function count on a shared model, bit-exactness against TFLM through the tables and through the
-fallback, what the fallback detects, and the compiled code size against layer-by-layer code.
+patch's params and arena offsets from const tables; a step only some patches run (an input crop
+a patch does not need, a kernel variant the planner chose for some patches) runs under a
+per-patch flag. Only when patches differ in a way a table cannot hold does the stage fall back to
+one function per patch (the layout before, whose code grew with the grid: WV MobileNetV2's 8x8
+plan tripled the model's code). Checked here: the function count on a shared model,
+bit-exactness against TFLM through the tables and through the fallback, what the fallback
+detects, and the compiled code size against layer-by-layer code.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def _stages(c: Compiled) -> list[emit.Block]:
 def untabled(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Force every patch stage to the one-function-per-patch fallback; host builds are cached by
     model, options and tinyc's sources, not by the generated C, so they go to a fresh cache."""
-    monkeypatch.setattr(emit, "_untabled_reason", lambda patches: "forced by the test")
+    monkeypatch.setattr(emit, "_columns", lambda patches: ([], "forced by the test"))
     monkeypatch.setenv("TINYC_CACHE", str(tmp_path / "cache"))
 
 
@@ -92,7 +94,7 @@ def test_identical_values_stay_literal_and_equal_params_share_a_row(wv_auto: Com
 # ------------------------------------------------------------------ bit-exact through the tables
 
 
-@pytest.mark.parametrize("patch", ["2x2@5", "4x3@4", "2x3@8", "6x5@1"])
+@pytest.mark.parametrize("patch", ["2x2@5", "4x3@4", "6x5@1", "3x2@5", "5x4@9", "3x3@6"])
 def test_tabled_stage_bit_exact(patch: str) -> None:
     c = compile_model(_stress_model(), Options(patch=patch))
     (b,) = _stages(c)
@@ -100,11 +102,25 @@ def test_tabled_stage_bit_exact(patch: str) -> None:
     _check(_stress_model(), patch)
 
 
-def test_tabled_stage_bit_exact_with_streamed_input() -> None:
-    c = compile_model(_stress_model(), Options(patch="3x2@5", patch_input="stream"))
+def test_steps_some_patches_skip_run_under_a_flag() -> None:
+    """3x2@5: the middle row's input region is the whole input, so its patches read it without
+    the crop the others run first."""
+    c = compile_model(_stress_model(), Options(patch="3x2@5"))
+    (b,) = _stages(c)
+    guarded = [s for s in b.body if s.guard]
+    assert guarded and guarded[0] is b.body[0] and b.body[0].op == "TINYC_CROP"
+    assert "[in 4 of 6 patches]" in b.body[0].comment
+    flags = next(t for t in b.tables if t.cname == b.body[0].guard)
+    assert flags.rows == ["1u", "1u", "0u", "0u", "1u", "1u"]
+    assert f"  if ({b.body[0].guard}[patch]) {{\n    tinyc_copy_box(" in _c(c)
+
+
+@pytest.mark.parametrize("patch", ["3x2@5", "4x3@9"])
+def test_tabled_stage_bit_exact_with_streamed_input(patch: str) -> None:
+    c = compile_model(_stress_model(), Options(patch=patch, patch_input="stream"))
     (b,) = _stages(c)
     assert b.function and not b.fallback
-    _check(_stress_model(), "3x2@5", options=dict(patch_input="stream"))
+    _check(_stress_model(), patch, options=dict(patch_input="stream"))
 
 
 def test_shared_model_tabled_stage_bit_exact() -> None:
@@ -129,15 +145,13 @@ def test_fallback_is_one_function_per_patch_and_bit_exact(untabled: None) -> Non
     _check(_stress_model(), "3x2@5")
 
 
-def test_shared_model_falls_back_where_patches_run_other_kernels() -> None:
-    """kws_ref_model with a 3x2 grid ending at layer #5: the depthwise kernel variant depends on
-    the patch's shape, so patches call different functions and cannot share one body."""
+def test_shared_model_with_per_patch_kernel_variants_bit_exact() -> None:
+    """kws_ref_model with a 3x2 grid ending at layer #5: the memory planner runs a depthwise layer
+    in place (another kernel) in some patches only; each variant runs under its flag."""
     model = MODELS / "mlperf_tiny" / "kws_ref_model.tflite"
     c = compile_model(model, Options(patch="3x2@5"))
     (b,) = _stages(c)
-    assert not b.function and re.match(r"layer #\d+ calls \w+\(\w+\) in patch", b.fallback)
-    text = _c(c)
-    assert len(_PATCH_FN.findall(text)) == 6 and f"/* One function per patch: {b.fallback}. */" in text
+    assert b.function and not b.fallback and len(_STAGE_FN.findall(_c(c))) == 1
     _check(model, "3x2@5", n=3)
 
 
@@ -146,28 +160,43 @@ def _patches() -> list[emit.Patch]:
     return copy.deepcopy(b.patches)
 
 
+def test_steps_line_up_across_patches() -> None:
+    p = _patches()
+    columns, why = emit._columns(p)
+    assert not why and len(columns) == len(p[0].steps)
+    assert all(x is not None for c in columns for x in c)
+
+    p = _patches()
+    del p[1].steps[0]  # patch (0, 1) skips the first step
+    columns, why = emit._columns(p)
+    assert not why and len(columns) == len(p[0].steps) and columns[0][1] is None
+    assert columns[1][1] is p[1].steps[0]
+
+    p = _patches()
+    p[4].steps[2].function = "tinyc_other_s8"  # another kernel for that layer in one patch
+    columns, why = emit._columns(p)
+    assert not why and len(columns) == len(p[0].steps) + 1
+    assert sorted(c[4] is not None for c in columns[2:4]) == [False, True]  # each variant in its own column
+
+
 def test_fallback_reason_names_what_differs() -> None:
-    assert emit._untabled_reason(_patches()) == ""
-
-    p = _patches()
-    s = p[4].steps[2]
-    s.function = "tinyc_other_s8"
-    assert emit._untabled_reason(p).startswith(
-        f"layer #{s.index} calls tinyc_other_s8({s.params_type}) in patch ({p[4].row}, {p[4].col}), "
-        f"{p[0].steps[2].function}({s.params_type}) in patch (0, 0)")
-
-    p = _patches()
-    del p[1].steps[-1]
-    assert emit._untabled_reason(p).startswith("patch (0, 1) runs")
-
     p = _patches()
     k = next(a for a, o in enumerate(p[3].steps[1].arg_offsets) if o is not None)
     p[3].steps[1].args[k], p[3].steps[1].arg_offsets[k] = "NULL", None  # e.g. no scratch in one patch
-    assert "not an arena offset to table" in emit._untabled_reason(p)
+    assert "not an arena offset to table" in emit._columns(p)[1]
 
     p = _patches()
     p[2].steps[1].fields = p[2].steps[1].fields[1:]
-    assert "other params fields" in emit._untabled_reason(p)
+    assert f"layer #{p[2].steps[1].index}'s {p[2].steps[1].function} takes other params in patch" in emit._columns(p)[1]
+
+    p = _patches()
+    p[5].steps[1], p[5].steps[2] = p[5].steps[2], p[5].steps[1]
+    assert emit._columns(p)[1].startswith(f"patch ({p[5].row}, {p[5].col}) runs layer #")
+    assert "in another order" in emit._columns(p)[1]
+
+    p = _patches()
+    p[1].steps[3].args = p[1].steps[3].args[:-1]
+    assert "arguments in patch (0, 1)" in emit._columns(p)[1]
 
 
 # ------------------------------------------------------------------ code size

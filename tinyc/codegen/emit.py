@@ -54,6 +54,7 @@ class Step:
     arg_casts: list[str | None] = field(default_factory=list)
     arg_offsets: list[int | None] = field(default_factory=list)
     in_table: bool = False  # its params are printed in a patch stage's tables, not on their own
+    guard: str = ""  # in a patch stage: the table saying which patches run this step (all when empty)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class CTable:
     rows: list[str]
     comment: str
     index: "CTable | None" = None  # patch -> row, when patches share rows
+    per_line: int = 12  # rows printed per line: 1 for struct rows
 
 
 @dataclass
@@ -298,41 +300,48 @@ def _table_stage(b: Block) -> None:
     """Make the patch stage `b` one function over its patches: each step once, its params and the
     arena offsets that differ between patches read from const tables indexed by `patch`.
 
-    Possible only when every patch calls the same kernels with the same params type and the same
-    arguments up to arena offsets; otherwise `b.fallback` says what differs and the stage keeps one
-    function per patch (its steps print as they are).
+    A step that only some patches run (a crop a patch does not need, another kernel variant
+    chosen for some patches) runs under a per-patch flag. Possible when the patches' steps line
+    up in one order and each step's arguments differ only in arena offsets; otherwise
+    `b.fallback` says what differs and the stage keeps one function per patch.
     """
-    why = _untabled_reason(b.patches)
+    columns, why = _columns(b.patches)
     if why:
         b.function, b.fallback = "", why
         return
-    first = b.patches[0]
     n = len(b.patches)
     offset_tables: dict[tuple[str, ...], str] = {}
-    for j, s in enumerate(first.steps):
-        column = [p.steps[j] for p in b.patches]
-        for x in column:
+    for j, column in enumerate(columns):
+        running = [x for x in column if x is not None]
+        s = running[0]
+        shown = b.patches[column.index(s)]
+        for x in running:
             x.in_table = True
         comment = s.comment
-        if any(x.comment != s.comment for x in column):
-            comment += f" [patch ({first.row}, {first.col}) shown]"
-        params_name = s.params_name
-        if s.params_type:
-            params_name = _params_table(b, j, column, n)
+        if any(x.comment != s.comment for x in running):
+            comment += f" [patch ({shown.row}, {shown.col}) shown]"
+        guard = ""
+        if len(running) < n:
+            comment += f" [in {len(running)} of {n} patches]"
+            guard = f"{b.function}_s{j}_runs"
+            b.tables.append(CTable(cname=guard, ctype="uint8_t", rows=["1u" if x else "0u" for x in column],
+                                   comment=f"#{s.index} {s.op} runs in the patches marked 1"))
+        params_name = _params_table(b, j, column) if s.params_type else s.params_name
         args = list(s.args)
         for a in range(len(s.args)):
-            if all(x.args[a] == s.args[a] for x in column):
+            if all(x.args[a] == s.args[a] for x in running):
                 continue  # the same for every patch: stays literal
-            rows = tuple(f"{x.arg_offsets[a]}u" for x in column)
+            rows = tuple(f"{x.arg_offsets[a]}u" if x is not None else "0u" for x in column)
             if rows not in offset_tables:  # a buffer one step writes and the next reads: one table
                 offset_tables[rows] = f"{b.function}_a{j}_{a}"
                 cast = s.arg_casts[a] or ""
                 role = "scratch" if cast == "void *" else "input" if cast.startswith("const ") else "output"
                 b.tables.append(CTable(cname=offset_tables[rows], ctype="uint32_t", rows=list(rows),
-                                       comment=f"#{s.index} {s.op} {role} (argument {a + 1}): arena offset per patch"))
+                                       comment=f"#{s.index} {s.op} {role} (argument {a + 1}): arena offset per patch"
+                                       + (" (0 where it does not run)" if guard else "")))
             args[a] = f"({s.arg_casts[a]})(arena + {offset_tables[rows]}[patch])"
         b.body.append(Step(index=s.index, comment=comment, function=s.function, params_type=s.params_type,
-                           params_name=params_name, fields=[], args=args, op=s.op))
+                           params_name=params_name, fields=[], args=args, op=s.op, guard=guard))
 
 
 _ROW_WIDTH = 100
@@ -351,29 +360,34 @@ def _struct_row(fields: list[dict[str, str]]) -> str:
     return "{" + "\n   ".join(lines) + "}"
 
 
-def _params_table(b: Block, j: int, column: list[Step], n: int) -> str:
+def _params_table(b: Block, j: int, column: list[Step | None]) -> str:
     """The params of step j of every patch as one table; returns the C lvalue that picks the
     current patch's. Patches with equal params share a row (border and interior patches differ in
     sizes and padding only), chosen through an index table when rows are fewer than patches."""
-    s = column[0]
+    s = next(x for x in column if x is not None)
     rows: list[str] = []
     pick: list[int] = []
     for x in column:
+        if x is None:
+            pick.append(0)  # the step does not run in this patch
+            continue
         row = _struct_row(x.fields)
         if row not in rows:
             rows.append(row)
         pick.append(rows.index(row))
+    n = len(column)
     name = f"{b.function}_p{j}"
     what = f"#{s.index} {s.op} params"
     if len(rows) == 1:
-        b.tables.append(CTable(cname=name, ctype=s.params_type or "", rows=rows, comment=what + ", the same for every patch"))
+        b.tables.append(CTable(cname=name, ctype=s.params_type or "", rows=rows, per_line=1,
+                               comment=what + ", the same for every patch"))
         return f"{name}[0]"
     if len(rows) == n:
-        b.tables.append(CTable(cname=name, ctype=s.params_type or "", rows=rows, comment=what + " per patch"))
+        b.tables.append(CTable(cname=name, ctype=s.params_type or "", rows=rows, per_line=1, comment=what + " per patch"))
         return f"{name}[patch]"
     index = CTable(cname=f"{name}_row", ctype="uint8_t" if len(rows) <= 256 else "uint16_t",
-                   rows=[f"{i}u" for i in pick], comment=f"row of {name} per patch")
-    b.tables.append(CTable(cname=name, ctype=s.params_type or "", rows=rows, index=index,
+                   rows=[f"{i}u" for i in pick], comment=f"row of {name} per patch", per_line=16)
+    b.tables.append(CTable(cname=name, ctype=s.params_type or "", rows=rows, index=index, per_line=1,
                            comment=f"{what}: {len(rows)} distinct over {n} patches"))
     return f"{name}[{index.cname}[patch]]"
 
@@ -382,30 +396,54 @@ def _arena_offset(s: Step, a: int) -> int | None:
     return s.arg_offsets[a] if a < len(s.arg_offsets) else None
 
 
-def _untabled_reason(patches: list[Patch]) -> str:
-    """Why the patches cannot share one function body ("" when they can)."""
-    first = patches[0]
-    where = f"patch ({first.row}, {first.col})"
-    for p in patches[1:]:
-        here = f"patch ({p.row}, {p.col})"
-        if len(p.steps) != len(first.steps):
-            return f"{here} runs {len(p.steps)} steps, {where} {len(first.steps)}"
-        for s, x in zip(first.steps, p.steps):
-            if (x.function, x.params_type) != (s.function, s.params_type):
-                return (f"layer #{x.index} calls {x.function}({x.params_type or 'no params'}) in {here}, "
-                        f"{s.function}({s.params_type or 'no params'}) in {where}")
-            if [f["name"] for f in x.fields] != [f["name"] for f in s.fields]:
-                return f"layer #{x.index} sets other params fields in {here} than in {where}"
-            if len(x.args) != len(s.args):
-                return f"layer #{x.index} takes {len(x.args)} arguments in {here}, {len(s.args)} in {where}"
-            for a, (u, v) in enumerate(zip(s.args, x.args)):
-                if u == v:
-                    continue
-                if (_arena_offset(s, a) is None or _arena_offset(x, a) is None  # not `arena + offset` in both
-                        or s.arg_casts[a] != x.arg_casts[a]):
-                    return (f"layer #{x.index} argument {a + 1} is {v} in {here}, {u} in {where}: "
-                            "not an arena offset to table")
-    return ""
+def _columns(patches: list[Patch]) -> tuple[list[list[Step | None]], str]:
+    """The patches' steps lined up: one column per step of the stage, holding each patch's step
+    (None where that patch does not run it); or no columns and why the patches cannot share one
+    function body. A step is the same step in two patches when it runs the same function for the
+    same layer (the k-th such call in each patch)."""
+    def keys(p: Patch) -> list[tuple[int, str, str, int]]:
+        seen: dict[tuple[int, str, str], int] = {}
+        out = []
+        for s in p.steps:
+            k = (s.index, s.op, s.function)
+            seen[k] = seen.get(k, 0) + 1
+            out.append((*k, seen[k]))
+        return out
+
+    order: list[tuple[int, str, str, int]] = []  # every patch's keys, as one sequence
+    for p in patches:
+        pos = 0
+        for k in keys(p):
+            if k in order[pos:]:
+                pos = order.index(k, pos) + 1
+            elif k in order:
+                return [], (f"patch ({p.row}, {p.col}) runs layer #{k[0]}'s {k[2]} in another order than "
+                            f"patch ({patches[0].row}, {patches[0].col})")
+            else:
+                order.insert(pos, k)
+                pos += 1
+    at = {k: i for i, k in enumerate(order)}
+    columns: list[list[Step | None]] = [[None] * len(patches) for _ in order]
+    for i, p in enumerate(patches):
+        for k, s in zip(keys(p), p.steps):
+            columns[at[k]][i] = s
+    for column in columns:
+        ref = next(x for x in column if x is not None)
+        where = patches[column.index(ref)]
+        for p, x in zip(patches, column):
+            if x is None or x is ref:
+                continue
+            here, there = f"patch ({p.row}, {p.col})", f"patch ({where.row}, {where.col})"
+            if x.params_type != ref.params_type or [f["name"] for f in x.fields] != [f["name"] for f in ref.fields]:
+                return [], f"layer #{x.index}'s {x.function} takes other params in {here} than in {there}"
+            if len(x.args) != len(ref.args):
+                return [], f"layer #{x.index} takes {len(x.args)} arguments in {here}, {len(ref.args)} in {there}"
+            for a, (u, v) in enumerate(zip(ref.args, x.args)):
+                if u != v and (_arena_offset(ref, a) is None or _arena_offset(x, a) is None  # not `arena + offset`
+                               or ref.arg_casts[a] != x.arg_casts[a]):
+                    return [], (f"layer #{x.index} argument {a + 1} is {v} in {here}, {u} in {there}: "
+                                "not an arena offset to table")
+    return columns, ""
 
 
 def np_itemsize(dtype: str) -> int:
