@@ -212,7 +212,9 @@ def cross_compile_sizes(c: Compiled, cpu: str, fpu: str | None, float_abi: str |
 
 def build_report(c: Compiled, board: Any | None = None) -> Report:
     plan = c.plan
-    scratch = sum(b.size for b in plan.buffers if b.name.startswith("scratch"))
+    # scratch is short-lived: the figure is the most live at any one step, not the sum over the run
+    scratch = max((sum(b.size for b in plan.buffers if b.name.startswith("scratch") and b.first <= s <= b.last)
+                   for s in range(len(c.graph.ops))), default=0)
     io_bytes = sum(c.graph.t(n).nbytes for n in c.graph.inputs + c.graph.outputs if n not in c.graph.streamed)
     streamed = sum(c.graph.t(n).nbytes for n in c.graph.streamed)
     weights = c.program.weight_bytes
