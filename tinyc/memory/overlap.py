@@ -19,9 +19,9 @@ which rule to use.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from tinyc.ir import Graph
+from tinyc.ir import Graph, Op
 from tinyc.memory.lifetimes import Buffer, align_up, live_bytes_per_step
 from tinyc.ops.base import InPlace
 from tinyc.ops.registry import lookup
@@ -89,6 +89,18 @@ def _dying_pair(g: Graph, op, step: int, input_index: int, by_name: Mapping[str,
     return x, y
 
 
+def _offers(g: Graph, by_name: dict[str, Buffer],
+            facet: Callable[[Any, Op], Any]) -> Iterator[tuple[int, Any, str, str]]:
+    """(step, offer, x, y) for every op whose module makes an offer (`facet`: an overlap spec or
+    an in-place variant, with its input_index) where that input dies and the output is born."""
+    for step, op in enumerate(g.ops):
+        mod = lookup(op.kind)
+        offer = facet(mod, op) if mod is not None else None
+        pair = _dying_pair(g, op, step, offer.input_index, by_name) if offer is not None else None
+        if pair is not None:
+            yield step, offer, *pair
+
+
 def find_overlaps(g: Graph, bufs: Sequence[Buffer], align: int) -> list[Overlap]:
     """Every overlap an op module proves safe and that can save bytes: at most one per op,
     between its output and an input whose lifetime ends at that op. The model's input is no
@@ -97,13 +109,7 @@ def find_overlaps(g: Graph, bufs: Sequence[Buffer], align: int) -> list[Overlap]
     reading or writing a slice (CONCATENATION in place) get no rule."""
     by_name = {b.name: b for b in bufs}
     overlaps: list[Overlap] = []
-    for step, op in enumerate(g.ops):
-        mod = lookup(op.kind)
-        spec = mod.overlap(op, g) if mod is not None else None
-        pair = _dying_pair(g, op, step, spec.input_index, by_name) if spec is not None else None
-        if spec is None or pair is None:
-            continue
-        x, y = pair
+    for step, spec, x, y in _offers(g, by_name, lambda mod, op: mod.overlap(op, g)):
         above = spec.min_distance_above()
         o = Overlap(x=x, y=y, distance=align_up(spec.min_distance(), align), step=step,
                     above=None if above is None else align_up(above, align))
@@ -130,13 +136,7 @@ def find_in_place(g: Graph, bufs: Sequence[Buffer], align: int) -> list[InPlaceO
     is born (as for find_overlaps)."""
     by_name = {b.name: b for b in bufs}
     out = []
-    for step, op in enumerate(g.ops):
-        mod = lookup(op.kind)
-        ip = mod.in_place(op, g) if mod is not None else None
-        pair = _dying_pair(g, op, step, ip.input_index, by_name) if ip is not None else None
-        if ip is None or pair is None:
-            continue
-        x, y = pair
+    for step, ip, x, y in _offers(g, by_name, lambda mod, op: mod.in_place(op, g)):
         scratch = sum(align_up(a.nbytes, align) for a in ip.call.args if a.kind == "scratch")
         total = max(align_up(by_name[x].size, align), align_up(by_name[y].size, align)) + scratch
         out.append(InPlaceOption(step=step, rule=Overlap(x=x, y=y, distance=0, step=step, exact=True),

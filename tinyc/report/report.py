@@ -1,8 +1,9 @@
 """The peak-SRAM report: one Report object; text, JSON and plots are views of it.
 
 Every total says how it was obtained ("planned" by our planner, "compiled" from object
-sizes of the board's cross compiler, "estimated" from gcc's call graph with stack usage (-fcallgraph-info=su), or "unknown" when the
-toolchain is missing), because an SRAM figure with no provenance is worthless to a user.
+sizes of the board's cross compiler, "estimated" from gcc's call graph with stack usage
+(-fcallgraph-info=su), or "unknown" when the toolchain is missing), because an SRAM figure
+with no provenance is worthless to a user.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ _warned: set[tuple[float, int]] = set()
 
 def _check_image_quantization(t: Tensor) -> None:
     """Warn once per (scale, zero point) when the quantized input does not span a usual image range."""
-    q = getattr(t, "quant", None)
+    q = t.quant
     if q is None or t.dtype not in ("int8", "uint8") or (q.s, q.zp) in _warned:
         return
     info = np.iinfo(np.dtype(t.dtype))
