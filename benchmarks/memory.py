@@ -16,6 +16,7 @@ sys.path.insert(0, str(REPO))
 
 from tinyc.compiler import Options, compile_model  # noqa: E402
 from tinyc.errors import TinycError  # noqa: E402
+from tinyc.passes.int8_input import float_inputs_to_strip  # noqa: E402
 from tinyc.shared_data import shared_dir  # noqa: E402
 from tinyc.validate.reference import tflm_arena_bytes  # noqa: E402
 
@@ -33,8 +34,8 @@ TINYENGINE_PATCH = {
 }
 
 
-def _patch(p: Path, patch_input: str) -> tuple[int, str]:
-    c = compile_model(p, Options(patch="auto", patch_input=patch_input))
+def _patch(p: Path, patch_input: str, input_type: str = "model") -> tuple[int, str]:
+    c = compile_model(p, Options(patch="auto", patch_input=patch_input, input_type=input_type))
     ch = c.patch.chosen if c.patch else None
     plan = f"{ch.grid[0]}x{ch.grid[1]}@{ch.layer} +{ch.mac_overhead * 100:.1f}%MAC" if ch else "none"
     return c.plan.arena_bytes, plan
@@ -75,8 +76,8 @@ def main() -> int:
     print("\ntinyc arena includes the model input and output; TinyEngine's figures exclude the input image.")
 
     print("\nPatch-based inference (--patch auto, MAC overhead budget 10 %)")
-    hdr = (f"{'model':<52} {'layer-by-layer':>14} {'patch, input whole':>32} {'patch, input streamed':>32} "
-           f"{'TinyEngine patch':>18}")
+    hdr = (f"{'model':<52} {'layer-by-layer':>14} {'patch, input whole':>32} {'patch, int8 input whole':>32} "
+           f"{'patch, input streamed':>32} {'TinyEngine patch':>18}")
     print(hdr)
     print("-" * len(hdr))
     for name, arena, *_ in rows:
@@ -84,10 +85,17 @@ def main() -> int:
             continue
         whole, wplan = _patch(root / name, "whole")
         stream, splan = _patch(root / name, "stream")
+        g = compile_model(root / name, Options(patch="off")).source_graph
+        if float_inputs_to_strip(g):
+            i8, i8plan = _patch(root / name, "whole", "int8")
+            i8_s = f"{i8:>10,} {i8plan:>21}"
+        else:
+            i8_s = f"{'(int8 already)':>32}"
         te = TINYENGINE_PATCH.get(name)
         te_s = f"{te[0]:,} ({te[1]})" if te else "-"
-        print(f"{name:<52} {arena:>14,} {whole:>10,} {wplan:>21} {stream:>10,} {splan:>21} {te_s:>18}")
-    print("\npatch arenas: whole = the input in the arena; streamed = only the input boxes a patch reads "
+        print(f"{name:<52} {arena:>14,} {whole:>10,} {wplan:>21} {i8_s} {stream:>10,} {splan:>21} {te_s:>18}")
+    print("\npatch arenas: whole = the input in the arena; int8 input = --input-type int8 (a float32 input the "
+          "model quantizes first is taken as int8, in the arena); streamed = only the input boxes a patch reads "
           "(the application's <name>_read_input() supplies them). Peak SRAM adds stack and static data "
           "(tinyc report).")
     return 0

@@ -15,7 +15,7 @@ import numpy as np
 
 from tinyc import __version__
 from tinyc.errors import BadInput, CheckFailed, TinycError
-from tinyc.schedule.arguments import add_patch_arguments
+from tinyc.arguments import add_compile_arguments
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,14 +32,14 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     from tinyc.compiler import Options, compile_model
     from tinyc.report.report import build_report
     from tinyc.report.text import render_text
-    from tinyc.schedule.arguments import patch_options
+    from tinyc.arguments import compile_options
     from tinyc.target.boards import get_board
 
     out = Path(args.output)
     board = get_board(args.board, [Path(d) for d in args.boards_dir])
     t0 = time.perf_counter()
     compiled = compile_model(args.model, Options(prefix=args.name, alignment=args.align or board.alignment,
-                                                 **patch_options(args)))
+                                                 **compile_options(args)))
     files = compiled.files()
     if out.exists() and not out.is_dir():
         raise BadInput(f"{out} exists and is not a folder")
@@ -54,7 +54,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         write_firmware_project(out, board, [p.name for p in written if p.suffix == ".c" and p.parent == out],
                                name=compiled.program.name, extra_dirs=[Path(d) for d in args.boards_dir])
     dt = time.perf_counter() - t0
-    print(f"tinyc: compiled {compiled.model_file} for {board.name} ({len(compiled.graph.ops)} layers, "
+    print(f"tinyc: compiled {compiled.model_file} for {board.name} ({len(compiled.source_graph.ops)} ops, "
           f"{sum(compiled.macs):,} MACs) in {dt:.2f} s -> {out}/")
     rep = build_report(compiled, board)
     print(render_text(rep, max_layers=None if args.verbose else 40))
@@ -75,10 +75,12 @@ def _load_npy(path: str) -> np.ndarray:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from tinyc.compiler import compile_model
+    from tinyc.arguments import compile_options
+    from tinyc.compiler import Options, compile_model
     from tinyc.target.host import run_host
 
-    compiled = compile_model(args.model)
+    options = Options(**compile_options(args))
+    compiled = compile_model(args.model, options)
     g = compiled.graph
     if len(g.inputs) == 1:
         xs = [_load_npy(args.input)]
@@ -98,7 +100,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise BadInput(f"input {k}: shape {list(x.shape)} is not a batch of {list(t.shape)} "
                            f"(leading axis = batch)")
         fixed.append(x)
-    outs = run_host(args.model, fixed, sanitize=args.sanitize)
+    outs = run_host(args.model, fixed, options=options, sanitize=args.sanitize)
     dest = Path(args.output)
     if dest.exists() and not args.force:
         raise BadInput(f"{dest} exists; use --force to overwrite it")
@@ -126,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-v", "--verbose", action="store_true", help="print every layer of the report")
     c.add_argument("--boards-dir", action="append", default=[], help="extra folder of board .toml files")
     c.add_argument("--force", action="store_true", help="overwrite existing files in the output folder")
-    add_patch_arguments(c)
+    add_compile_arguments(c)
     _add_common(c)
     c.set_defaults(func=_cmd_compile)
 
@@ -136,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", required=True, help=".npy (output 0) or .npz (every output)")
     r.add_argument("--sanitize", action="store_true", help="build with AddressSanitizer and UBSan")
     r.add_argument("--force", action="store_true", help="overwrite the output file")
+    add_compile_arguments(r)
     _add_common(r)
     r.set_defaults(func=_cmd_run)
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
+
+import numpy as np
 
 from tinyc.codegen.emit import CProgram, build_program, copy_runtime, render
 from tinyc.errors import BadInput, InternalError
@@ -17,6 +20,7 @@ from tinyc.ir import Graph
 from tinyc.memory.plan import MemoryPlan, plan_memory
 from tinyc.ops.base import KernelCall
 from tinyc.ops.registry import lookup
+from tinyc.passes import int8_input
 from tinyc.passes.manager import run_passes
 from tinyc.schedule.search import Outcome, PatchRequest, search
 
@@ -31,13 +35,14 @@ class Options:
     patch: str = "auto"  # patch-based inference: "auto", "off" or "NxM@LAYER"
     patch_max_overhead: float = 0.10  # extra MACs patches may cost, as a fraction of the model's
     patch_input: str = "whole"  # "stream": the patch stage reads its model input through read_input()
+    input_type: str = "model"  # "int8": drop a float32 input's QUANTIZE, the application writes int8
 
 
 @dataclass(frozen=True)
 class Compiled:
     """Everything one compile produced; the report and the targets read from it."""
 
-    source_graph: Graph
+    source_graph: Graph  # the model as read, before any pass (its inputs are what TFLM takes)
     graph: Graph
     calls: tuple[KernelCall, ...]
     macs: tuple[int, ...]
@@ -46,6 +51,11 @@ class Compiled:
     model_sha256: str
     model_file: str
     patch: Outcome | None = None  # the patch-based schedule search (None: not run)
+
+    def reference_inputs(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """What the unchanged model (TFLM) takes for `inputs` given to the compiled program: they
+        differ only where --input-type int8 made a float32 input int8."""
+        return int8_input.reference_inputs(self.source_graph, self.graph, inputs)
 
     def files(self) -> dict[str, str]:
         return render(self.program)
@@ -87,7 +97,9 @@ def compile_model(model: str | Path | bytes, options: Options = Options()) -> Co
     sha = hashlib.sha256(data).hexdigest()
     src = read_tflite(data=data, name=Path(display).stem)
     validate(src)
-    g = run_passes(src)
+    if options.input_type not in int8_input.INPUT_TYPES:
+        raise BadInput(f"--input-type {options.input_type!r}: expected one of {', '.join(int8_input.INPUT_TYPES)}")
+    g = run_passes(int8_input.run(src) if options.input_type == "int8" else src)
     request = PatchRequest.parse(options.patch, options.patch_max_overhead, options.patch_input)
     calls, macs = lower(g)
     plan = plan_memory(g, calls, alignment=options.alignment, strategy=options.allocator)

@@ -4,9 +4,10 @@ Checked three ways: bit-exact with TFLM through the opt-in buffer reader
 (TINYC_READ_INPUT_BUFFER: the host harness writes <name>_input(0) as usual); an
 application-defined reader that computes pixels on the fly, built with -Wall -Wextra -Werror and
 ASan, gives the same bytes; and the issue-4 figures on the real models. Those two hanlab models
-take float32 inputs (602,112 B and 76,800 B) larger than the targets themselves, so the targets
+take float32 inputs (602,112 B and 76,800 B) larger than the targets themselves; here the targets
 are met with the input streamed from outside on-chip SRAM (camera, external RAM): the input boxes
-a patch reads are in the arena and counted, the frame is not, and the report says so.
+a patch reads are in the arena and counted, the frame is not, and the report says so
+(test_int8_input.py meets them with the int8 input whole in the arena instead).
 """
 
 from __future__ import annotations

@@ -134,7 +134,13 @@ def _no_compile(monkeypatch) -> list:
         raise BadInput("stopped by the test")
 
     monkeypatch.setattr(tinyc.validate.runner, "validate", fake_validate)
-    monkeypatch.setattr(tinyc.compiler, "compile_model", lambda *a, **k: seen.append("compiled"))
+    real = tinyc.compiler.compile_model
+
+    def compile_model(*a, **k):
+        seen.append("compiled")
+        return real(*a, **k)
+
+    monkeypatch.setattr(tinyc.compiler, "compile_model", compile_model)
     return seen
 
 

@@ -108,6 +108,8 @@ class IOInfo:
     offset: int  # in the arena; -1 for a streamed input
     nbytes: int
     streamed: bool = False
+    scale: float | None = None  # per-tensor quantization, for the header's SCALE/ZERO_POINT macros
+    zero_point: int = 0
 
 
 @dataclass
@@ -453,9 +455,10 @@ def np_itemsize(dtype: str) -> int:
 def _io(g: Graph, name: str, plan: MemoryPlan) -> IOInfo:
     t: Tensor = g.t(name)
     q = f", scale {t.quant.s!r}, zero point {t.quant.zp}" if t.quant is not None else ""
-    if name in g.streamed:
-        return IOInfo(dtype=t.dtype, shape=list(t.shape), quant=q, offset=-1, nbytes=t.nbytes, streamed=True)
-    return IOInfo(dtype=t.dtype, shape=list(t.shape), quant=q, offset=plan.offset(g, name), nbytes=t.nbytes)
+    scale, zp = (t.quant.s, t.quant.zp) if t.quant is not None and not t.quant.per_channel else (None, 0)
+    streamed = name in g.streamed
+    return IOInfo(dtype=t.dtype, shape=list(t.shape), quant=q, offset=-1 if streamed else plan.offset(g, name),
+                  nbytes=t.nbytes, streamed=streamed, scale=scale, zero_point=zp)
 
 
 def _describe_step(g: Graph, op, macs: int, call: KernelCall) -> str:

@@ -7,18 +7,18 @@ import json
 from pathlib import Path
 
 from tinyc.errors import BadInput, CheckFailed
-from tinyc.schedule.arguments import add_patch_arguments
+from tinyc.arguments import add_compile_arguments
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from tinyc.compiler import Options, compile_model
     from tinyc.report.report import build_report
     from tinyc.report.text import render_text
-    from tinyc.schedule.arguments import patch_options
+    from tinyc.arguments import compile_options
     from tinyc.target.boards import get_board
 
     board = get_board(args.board, [Path(d) for d in args.boards_dir])
-    compiled = compile_model(args.model, Options(alignment=board.alignment, **patch_options(args)))
+    compiled = compile_model(args.model, Options(alignment=board.alignment, **compile_options(args)))
     rep = build_report(compiled, board)
     if args.json:
         print(json.dumps(rep.to_json(), indent=2))
@@ -52,5 +52,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "layer table and the timeline")
     r.add_argument("--force", action="store_true", help="overwrite an existing --html file")
     r.add_argument("--strict", action="store_true", help="exit 1 when the model does not fit the board")
-    add_patch_arguments(r)
+    add_compile_arguments(r)
     r.set_defaults(func=_cmd_report)

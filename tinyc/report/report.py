@@ -18,6 +18,7 @@ from typing import Any
 
 from tinyc.codegen.emit import model_basename
 from tinyc.compiler import Compiled
+from tinyc.passes.int8_input import float_inputs_to_strip
 from tinyc.report.stack import CallGraph
 
 
@@ -83,6 +84,9 @@ class Report:
     # Model inputs read per patch through <prefix>_read_input(): held wherever the application keeps
     # them (camera, external RAM), so outside the on-chip peak; the report says so next to the figure.
     streamed_input_bytes: int = 0
+    # "int8" when --input-type int8 took a float32 model input as int8 (its QUANTIZE dropped), else "model"
+    input_type: str = "model"
+    input_note: str = ""  # says what --input-type int8 changed, or what it would save
 
     @property
     def peak_sram_without_patches(self) -> int:
@@ -115,7 +119,7 @@ class Report:
             "arena_bytes": self.arena.bytes, "lower_bound_bytes": self.lower_bound.bytes,
             "scratch_bytes": self.scratch.bytes, "static_data_bytes": self.static_data.bytes,
             "stack_bytes": self.stack.bytes, "io_bytes": self.io_bytes,
-            "streamed_input_bytes": self.streamed_input_bytes,
+            "streamed_input_bytes": self.streamed_input_bytes, "input_type": self.input_type,
             "peak_sram_bytes": self.peak_sram_bytes, "flash_bytes": self.flash_bytes,
             "weights_bytes": self.weights.bytes, "code_bytes": self.code.bytes,
             "how": {k: getattr(self, k).how for k in ("arena", "lower_bound", "scratch", "static_data", "stack",
@@ -211,6 +215,26 @@ def cross_compile_sizes(c: Compiled, cpu: str, fpu: str | None, float_abi: str |
         return CompiledSizes(code=text, stack=stack, static_data=data)
 
 
+def _input_note(c: Compiled) -> tuple[str, str]:
+    """("int8" or "model", a sentence for the report): what --input-type int8 did or would save."""
+    src, g = c.source_graph, c.graph
+    changed = [k for k, (a, b) in enumerate(zip(src.inputs, g.inputs)) if src.t(a).dtype != g.t(b).dtype]
+    if changed:
+        saved = sum(src.t(src.inputs[k]).nbytes - g.t(g.inputs[k]).nbytes for k in changed)
+        t = g.t(g.inputs[changed[0]])
+        q = t.quant
+        return "int8", (f"int8{list(t.shape)}" + (f" (scale {q.s:.6g}, zero point {q.zp})" if q is not None else "")
+                        + f" with --input-type int8: your application quantizes, not the model's QUANTIZE; "
+                          f"{saved:,} B less than the float32 input")
+    could = float_inputs_to_strip(src)
+    if could:
+        saved = sum(src.t(src.inputs[k]).nbytes * 3 // 4 for k in could)
+        t = src.t(src.inputs[could[0]])
+        return "model", (f"float32{list(t.shape)}, quantized to int8 by the model's first op: --input-type int8 "
+                         f"takes it as int8 and saves {saved:,} B while it is live")
+    return "model", ""
+
+
 def build_report(c: Compiled, board: Any | None = None) -> Report:
     plan = c.plan
     # scratch is short-lived: the figure is the most live at any one step, not the sum over the run
@@ -229,7 +253,8 @@ def build_report(c: Compiled, board: Any | None = None) -> Report:
             code = Figure(max(sizes.code - weights, 0), "compiled")
             stack = Figure(sizes.stack, "estimated")
             static = Figure(sizes.static_data, "compiled")
-    rep = Report(model=c.model_file, board=board_name, layers=_layers(c),
+    input_type, input_note = _input_note(c)
+    rep = Report(model=c.model_file, board=board_name, layers=_layers(c), input_type=input_type, input_note=input_note,
                  arena=Figure(plan.arena_bytes, "planned"), lower_bound=Figure(plan.lower_bound_bytes, "planned"),
                  scratch=Figure(scratch, "planned"), static_data=static, stack=stack,
                  weights=Figure(weights, "planned"), code=code, io_bytes=io_bytes, planner=plan.strategy,
@@ -267,7 +292,9 @@ def _fit(rep: Report, board: Any) -> tuple[list[RegionFit], list[str]]:
         if f.fits is False:
             if f.kind == "ram":
                 pt = rep.patch or {}
-                if not pt.get("grid"):
+                if rep.input_type == "model" and rep.input_note:
+                    hint = "the model input is float32: --input-type int8 takes it as int8 (a quarter the bytes)"
+                elif not pt.get("grid"):
                     hint = ("patch-based inference found no split that lowers the peak within the MAC budget: "
                             "try --patch-max-overhead 0.2 or --patch-input stream" if pt.get("mode") != "off"
                             else "use patch-based inference (--patch auto)")

@@ -69,6 +69,8 @@ def render_text(rep: Report, max_layers: int | None = None) -> str:
         lines.append(f"  {'streamed input':<20} {rep.streamed_input_bytes:>12,} B  (not in SRAM: your application's "
                      "<name>_read_input() fetches the boxes from a camera, external RAM or flash; with "
                      "<NAME>_READ_INPUT_BUFFER tinyc's buffer reader holds it instead, adding these bytes)")
+    if rep.input_note:
+        lines.append(f"  {'model input':<20} {rep.input_note}")
     lines.append(fig("runtime static data", rep.static_data))
     lines.append(fig("stack", rep.stack))
     lines.append(f"  {'peak SRAM':<20} {rep.peak_sram_bytes:>12,} B  (arena + static data + stack)")

@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 
 from tinyc.errors import CheckFailed
-from tinyc.schedule.arguments import add_patch_arguments
+from tinyc.arguments import add_compile_arguments
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from tinyc.compiler import Options, compile_model
-    from tinyc.frontend.tflite_reader import read_tflite
-    from tinyc.schedule.arguments import patch_options
+    from tinyc.arguments import compile_options
     from tinyc.target.boards import get_board
     from tinyc.validate.datasets import load_dataset
     from tinyc.validate.runner import validate
@@ -25,9 +24,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         from tinyc.target.device import find_board_port
 
         ports = [find_board_port(board)]  # before compiling and building: a missing board fails fast
-    g = read_tflite(args.model)
+    compiled = compile_model(args.model, Options(alignment=board.alignment, **compile_options(args)))
+    g = compiled.graph  # the inputs the firmware takes (--input-type int8 changes them)
     data = load_dataset(args.data, g.t(g.inputs[0]), args.n, augment=args.augment)
-    compiled = compile_model(args.model, Options(alignment=board.alignment, **patch_options(args)))
     res = validate(args.model, board, data, emulate=args.emulate, port=ports or None, jobs=args.jobs,
                    serial=args.serial, out=Path(args.output) if args.output else None, quiet=args.json,
                    compiled=compiled, extra_dirs=dirs)
@@ -56,5 +55,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--serial", action="store_true", help="emulated boards: send inputs over the UART, as real boards")
     v.add_argument("-o", "--output", help="keep the firmware project in this folder")
     v.add_argument("--json", action="store_true", help="print one JSON document")
-    add_patch_arguments(v)
+    add_compile_arguments(v)
     v.set_defaults(func=_cmd_validate)

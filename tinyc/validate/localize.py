@@ -302,7 +302,7 @@ def localize_mismatch(model: str | Path, compiled: Compiled, x: np.ndarray, *, p
     from tinyc.validate.reference import tflm_tensors
 
     caps = captures(compiled)
-    golden = tflm_tensors(str(model), [x], sorted({c.tflite_index for c in caps}))
+    golden = tflm_tensors(str(model), compiled.reference_inputs([x]), sorted({c.tflite_index for c in caps}))
     if on_qemu and project is not None:
         where = "QEMU debug build of this firmware"
         dumped = dump_on_qemu(project, compiled, x, caps)

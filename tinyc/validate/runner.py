@@ -350,7 +350,8 @@ def validate(model: str | Path, board: Board, data: Dataset, *, emulate: bool = 
     def reference() -> tuple[list[np.ndarray], float]:
         t = time.perf_counter()
         # bounded, but by the batch: TFLM's reference kernels take up to ~2 s per input on the big models
-        return run_tflm(str(model), [xs], timeout=300 + 5 * len(xs)), time.perf_counter() - t
+        return (run_tflm(str(model), compiled.reference_inputs([xs]), timeout=300 + 5 * len(xs)),
+                time.perf_counter() - t)
 
     ref_future = ref_pool.submit(reference)
     ref_pool.shutdown(wait=False)

@@ -1,4 +1,5 @@
-"""The patch-based inference flags, shared by every command that compiles a model."""
+"""The compile flags shared by every command that compiles a model (compile, report, validate):
+patch-based inference and the input type."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import argparse
 from typing import Any
 
 
-def add_patch_arguments(p: argparse.ArgumentParser) -> None:
+def add_compile_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-type", choices=("model", "int8"), default="model",
+                   help="model (default): inputs as the model declares them; int8: a float32 input that the "
+                        "model quantizes first is taken as int8 instead (the QUANTIZE is dropped; scale and zero "
+                        "point are in model.h), which saves 3 bytes per input element of SRAM")
     p.add_argument("--patch", default="auto", metavar="MODE",
                    help="patch-based inference for the memory-heavy first stage: auto (default: the split and "
                         "grid with the smallest peak SRAM within the MAC budget, or none when no split helps), "
@@ -21,7 +26,7 @@ def add_patch_arguments(p: argparse.ArgumentParser) -> None:
                         "occupies SRAM whole")
 
 
-def patch_options(args: argparse.Namespace) -> dict[str, Any]:
+def compile_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for tinyc.compiler.Options."""
     return {"patch": getattr(args, "patch", "auto"), "patch_max_overhead": getattr(args, "patch_max_overhead", 0.10),
-            "patch_input": getattr(args, "patch_input", "whole")}
+            "patch_input": getattr(args, "patch_input", "whole"), "input_type": getattr(args, "input_type", "model")}
