@@ -22,7 +22,7 @@ from tinyc.memory.lifetimes import scratch_name
 from tinyc.memory.plan import MemoryPlan
 from tinyc.ops.base import KernelCall
 
-RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime_c"
+RUNTIME_DIR = Path(__file__).resolve().parents[1] / "runtime_c"  # tinyc/runtime_c -> ../runtime_c; a wheel ships it
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("tinyc.codegen", "templates"), trim_blocks=True,
                           lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 _NP_CTYPES = {np.dtype(k if k != "bool" else "uint8"): v for k, v in C_TYPES.items()}

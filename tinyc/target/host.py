@@ -21,7 +21,7 @@ from tinyc.compiler import Compiled, Options, compile_model, load_model
 from tinyc.errors import BadInput, CheckFailed, TinycError
 
 _PKG = Path(__file__).resolve().parents[1]
-_RUNTIME = _PKG.parent / "runtime_c"
+_RUNTIME = _PKG / "runtime_c"  # a symlink in the repository (rglob over _PKG does not follow it)
 WARN_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 
