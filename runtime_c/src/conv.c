@@ -4,7 +4,8 @@
  * inside the input, + bias, MultiplyByQuantizedMultiplier, + output_offset, clamp. Instead of
  * testing every tap against the image border, the range of filter rows and columns that land
  * inside the input is computed once per output pixel, so the inner loops have no branches.
- * The compiler has checked that the int32 accumulator cannot overflow. */
+ * The compiler has checked that the int32 accumulator cannot overflow. Unpadded 1x1 layers
+ * take tinyc_conv2d_s8_1x1 (conv_1x1.c) instead. */
 #include "tinyc/conv.h"
 
 #include <stdint.h>
@@ -61,33 +62,6 @@ static int tinyc_conv_descending(const int8_t *input, const int8_t *output) {
   return (uintptr_t)output > (uintptr_t)input;
 }
 
-/* 1x1, stride 1, no padding, one group: every output pixel is a matrix-vector product of the
- * filter (out_c x in_c) with the input pixel; the output has the input's pixel count. */
-static void tinyc_conv2d_s8_1x1_pixel(const tinyc_conv2d_params_t *p, const int8_t *x,
-                                      const int8_t *filter, const int32_t *bias, int8_t *y) {
-  const int32_t in_c = p->in_c;
-  const int8_t *w = filter;
-  for (int32_t oc = 0; oc < p->out_c; ++oc, w += in_c) {
-    y[oc] = tinyc_conv_requant(p, tinyc_conv_dot(w, x, in_c, p->input_offset), bias, oc);
-  }
-}
-
-static void tinyc_conv2d_s8_1x1(const tinyc_conv2d_params_t *p, const int8_t *input,
-                                const int8_t *filter, const int32_t *bias, int8_t *output) {
-  const int32_t pixels = p->batches * p->out_h * p->out_w;
-  const int32_t in_c = p->in_c;
-  const int32_t out_c = p->out_c;
-  if (tinyc_conv_descending(input, output)) {
-    for (int32_t px = pixels - 1; px >= 0; --px) {
-      tinyc_conv2d_s8_1x1_pixel(p, input + px * in_c, filter, bias, output + px * out_c);
-    }
-  } else {
-    for (int32_t px = 0; px < pixels; ++px) {
-      tinyc_conv2d_s8_1x1_pixel(p, input + px * in_c, filter, bias, output + px * out_c);
-    }
-  }
-}
-
 /* Output pixel (oy, ox) of one image: every output channel, written to y[0 .. out_c). */
 static void tinyc_conv2d_s8_pixel(const tinyc_conv2d_params_t *p, const int8_t *in_b, const int8_t *filter,
                                   const int32_t *bias, int32_t oy, int32_t ox, int8_t *y) {
@@ -134,13 +108,6 @@ static void tinyc_conv2d_s8_pixel(const tinyc_conv2d_params_t *p, const int8_t *
 
 void tinyc_conv2d_s8(const tinyc_conv2d_params_t *p, const int8_t *input, const int8_t *filter,
                      const int32_t *bias, int8_t *output) {
-  const int32_t groups = p->in_c / p->filter_in_c;
-  if (p->filter_h == 1 && p->filter_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
-      p->pad_top == 0 && p->pad_left == 0 && groups == 1 && p->out_h == p->in_h &&
-      p->out_w == p->in_w) {
-    tinyc_conv2d_s8_1x1(p, input, filter, bias, output);
-    return;
-  }
   const int32_t in_image = p->in_h * p->in_w * p->in_c; /* bytes per input image */
   const int32_t pixels = p->out_h * p->out_w;
   if (tinyc_conv_descending(input, output)) {

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "tinyc/quant.h"
+#include "tinyc/simd.h"
 
 /* The first tap k >= 0 with origin + k * dilation >= 0. */
 static int32_t tinyc_dw_first_tap(int32_t origin, int32_t dilation) {
@@ -80,12 +81,99 @@ static int8_t tinyc_dw_requant(const tinyc_depthwise_conv2d_params_t *p, const i
   return (int8_t)tinyc_clamp_i32(acc, p->act_min, p->act_max);
 }
 
+/* Output channel oc from its accumulator with the bias already added. */
+static int8_t tinyc_dw_out(const tinyc_depthwise_conv2d_params_t *p, int32_t oc, int32_t acc) {
+  acc = tinyc_mul_by_qm(acc, p->out_mult[oc], (int)p->out_shift[oc]);
+  acc += p->output_offset;
+  return (int8_t)tinyc_clamp_i32(acc, p->act_min, p->act_max);
+}
+
+/* Depth multiplier 1, four channels at a time: acc[i] = sum over the window of w * (x + offset)
+ * for channels c..c+3 (offset 0 when the caller folded it into the bias). x and w point at
+ * channel c of the first tap; every tap reads one word of input and one of filter. */
+static void tinyc_dw_acc4(const int8_t *x, int32_t x_row, int32_t x_col, const int8_t *w, int32_t w_row,
+                          int32_t w_col, int32_t rows, int32_t cols, int32_t offset, int32_t acc[4]) {
+  int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+#if TINYC_DSP
+  if (offset == 0) { /* one word of each per tap, two 16x16 multiply-accumulates per half */
+    for (int32_t fy = 0; fy < rows; ++fy, x += x_row, w += w_row) {
+      const int8_t *xp = x;
+      const int8_t *wp = w;
+      for (int32_t fx = 0; fx < cols; ++fx, xp += x_col, wp += w_col) {
+        const uint32_t xv = tinyc_load4(xp), wv = tinyc_load4(wp);
+        const int32_t xe = __sxtb16(xv), xo = tinyc_sxtb16_ror8(xv);
+        const int32_t we = __sxtb16(wv), wo = tinyc_sxtb16_ror8(wv);
+        a0 = __smlabb(xe, we, a0);
+        a2 = __smlatt(xe, we, a2);
+        a1 = __smlabb(xo, wo, a1);
+        a3 = __smlatt(xo, wo, a3);
+      }
+    }
+    rows = 0; /* done: skip the portable loop */
+  }
+#endif
+  for (int32_t fy = 0; fy < rows; ++fy, x += x_row, w += w_row) {
+    const int8_t *xp = x;
+    const int8_t *wp = w;
+    for (int32_t fx = 0; fx < cols; ++fx, xp += x_col, wp += w_col) {
+      a0 += (int32_t)wp[0] * ((int32_t)xp[0] + offset);
+      a1 += (int32_t)wp[1] * ((int32_t)xp[1] + offset);
+      a2 += (int32_t)wp[2] * ((int32_t)xp[2] + offset);
+      a3 += (int32_t)wp[3] * ((int32_t)xp[3] + offset);
+    }
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+
+/* Depth multiplier 1: a window wholly inside the input uses the folded bias and no per-tap
+ * offset (the same sum: sum w * (x + off) = sum w * x + off * sum w); a border window adds the
+ * offset per tap, as TFLM does, to the taps that exist. */
+static void tinyc_dw_pixel_dm1(const tinyc_depthwise_conv2d_params_t *p, const int8_t *in_b,
+                               const int8_t *filter, const int32_t *bias, int32_t oy, int32_t ox, int8_t *y) {
+  const int32_t ch = p->out_c;
+  const int32_t in_row = p->in_w * ch;
+  const int32_t w_row = p->filter_w * ch;
+  tinyc_dw_window_t win;
+  if (!tinyc_dw_window(p, oy, ox, &win)) {
+    for (int32_t c = 0; c < ch; ++c) {
+      y[c] = tinyc_dw_out(p, c, bias != 0 ? bias[c] : 0);
+    }
+    return;
+  }
+  const int32_t rows = win.fy1 - win.fy0, cols = win.fx1 - win.fx0;
+  const int whole = p->folded_bias != 0 && rows == p->filter_h && cols == p->filter_w;
+  const int32_t offset = whole ? 0 : p->input_offset;
+  const int32_t *b = whole ? p->folded_bias : bias;
+  const int8_t *x = in_b + win.iy * in_row + win.ix * ch;
+  const int8_t *w = filter + win.fy0 * w_row + win.fx0 * ch;
+  const int32_t x_row = p->dilation_h * in_row, x_col = p->dilation_w * ch;
+  int32_t c = 0;
+  for (; c + 4 <= ch; c += 4) {
+    int32_t acc[4];
+    tinyc_dw_acc4(x + c, x_row, x_col, w + c, w_row, ch, rows, cols, offset, acc);
+    for (int32_t i = 0; i < 4; ++i) {
+      y[c + i] = tinyc_dw_out(p, c + i, acc[i] + (b != 0 ? b[c + i] : 0));
+    }
+  }
+  for (; c < ch; ++c) {
+    const int32_t acc = tinyc_dw_acc(x + c, x_row, x_col, w + c, w_row, ch, rows, cols, offset);
+    y[c] = tinyc_dw_out(p, c, acc + (b != 0 ? b[c] : 0));
+  }
+}
+
 /* Output pixel (oy, ox) of one image: every output channel, written to y[0 .. out_c). */
 static void tinyc_dw_pixel(const tinyc_depthwise_conv2d_params_t *p, const int8_t *in_b,
                            const int8_t *filter, const int32_t *bias, int32_t oy, int32_t ox, int8_t *y) {
   const int32_t in_c = p->in_c;
   const int32_t out_c = p->out_c;
   const int32_t dm = p->depth_multiplier;
+  if (dm == 1) {
+    tinyc_dw_pixel_dm1(p, in_b, filter, bias, oy, ox, y);
+    return;
+  }
   const int32_t in_row = p->in_w * in_c;
   const int32_t w_row = p->filter_w * out_c; /* filter elements per filter row */
   tinyc_dw_window_t win;

@@ -8,6 +8,7 @@ share no code with the module under test.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from fractions import Fraction
 
 import numpy as np
@@ -234,3 +235,53 @@ def test_activation_range_divides_in_float32_like_tflite() -> None:
     want_hi = -128 + tflite_round(float(np.float32(6.0) / np.float32(scale)))
     assert want_hi == 30  # TFLM's clamp, measured with the tflite-micro interpreter
     assert activation_range("RELU6", scale, -128) == (-128, 30)
+
+
+# ---------------------------------------------------------------- the C runtime's quant.h
+
+
+_QUANT_MAIN = r"""
+#include <inttypes.h>
+#include <stdio.h>
+#include "tinyc/quant.h"
+int main(void) {
+  long long x, q, s;
+  while (scanf("%lld %lld %lld", &x, &q, &s) == 3) {
+    printf("%" PRId32 " %" PRId32 "\n", tinyc_mul_by_qm((int32_t)x, (int32_t)q, (int)s),
+           tinyc_sat_rdhm((int32_t)x, (int32_t)q));
+  }
+  return 0;
+}
+"""
+
+
+def test_c_runtime_requantization_matches_the_reference(tmp_path) -> None:
+    """quant.h (the one rounding implementation every kernel calls) against TFLM's definition,
+    under ASan/UBSan: random triples in TFLM's domain plus the edges above."""
+    import subprocess
+
+    from tinyc.target.host import SANITIZE_FLAGS, WARN_FLAGS
+
+    runtime = Path(__file__).resolve().parents[2] / "runtime_c" / "include"
+    (tmp_path / "q.c").write_text(_QUANT_MAIN)
+    exe = tmp_path / "q"
+    subprocess.run(["gcc", *WARN_FLAGS, *SANITIZE_FLAGS, "-O2", f"-I{runtime}", "q.c", "-o", str(exe)],
+                   cwd=tmp_path, check=True)
+    rng = np.random.default_rng(5)
+    cases = [(INT32_MIN, INT32_MIN, 0), (INT32_MAX, INT32_MAX, 0), (INT32_MIN, INT32_MAX, -31), (-1, 1 << 30, -1),
+             (3, 1 << 30, -1), (-3, 1 << 30, -1), (-12345, 1 << 30, 1), (100, 0, 0), (-(1 << 30), 1 << 30, 0)]
+    for _ in range(20_000):
+        shift = int(rng.integers(-31, 31))
+        left = max(shift, 0)
+        x = int(rng.integers(INT32_MIN >> left, (INT32_MAX >> left) + 1))
+        if rng.random() < 0.3:
+            x = int(rng.integers(-(1 << 20), 1 << 20)) >> left  # small sums, as kernels see (x << left fits)
+        q = int(rng.integers(1 << 30, INT32_MAX, endpoint=True)) if rng.random() < 0.8 else \
+            int(rng.integers(INT32_MIN, INT32_MAX, endpoint=True))
+        cases.append((x, q, shift))
+    r = subprocess.run([str(exe)], input="".join(f"{x} {q} {s}\n" for x, q, s in cases), capture_output=True,
+                       text=True, check=True)
+    got = [tuple(map(int, line.split())) for line in r.stdout.splitlines()]
+    want = [(ref_mbqm(x, q, s), ref_srdhm(x, q)) for x, q, s in cases]
+    bad = [(c, g, w) for c, g, w in zip(cases, got, want) if g != w]
+    assert len(got) == len(cases) and not bad, bad[:5]

@@ -9,6 +9,8 @@ A preceding zero-point PAD is absorbed as extra leading/trailing padding.
 
 from __future__ import annotations
 
+import numpy as np
+
 from tinyc.ir import Graph, Op
 from tinyc.ops import _conv_math as cm
 from tinyc.ops.base import Arg, KernelCall, unsupported
@@ -62,6 +64,10 @@ class Conv2D(cm.WindowConv):
             out_mult=mult, out_shift=shift,
         )
         groups = c // fic
+        if fh == fw == 1 and groups == 1 and wh.pad_before == ww.pad_before == 0 and _no_trailing_pad(params):
+            folded = _folded_bias(w.data, g.t(bias).data if bias is not None else None, -x.quant.zp)
+            if folded is not None:
+                return self._lower_1x1(op, params, folded)
         comment = (f"CONV_2D {fh}x{fw} stride {wh.stride}x{ww.stride} dilation {wh.dilation}x{ww.dilation} "
                    f"pad {wh.pad_before},{ww.pad_before} {c}->{out_c}"
                    + (f" groups {groups}" if groups > 1 else "")
@@ -72,3 +78,34 @@ class Conv2D(cm.WindowConv):
             args=(Arg("in", op.inputs[0]), Arg("const", op.inputs[1]),
                   Arg("const", bias) if bias is not None else Arg("null"), Arg("out", op.outputs[0])),
             comment=comment)
+
+    def _lower_1x1(self, op: Op, params: dict, bias: np.ndarray) -> KernelCall:
+        """The pointwise kernel: the input offset folded into the bias, a plain int8 dot product."""
+        keep = ("batches", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "stride_h", "stride_w",
+                "output_offset", "act_min", "act_max")
+        p = {k: params[k] for k in keep}
+        p.update(bias=bias, out_mult=params["out_mult"], out_shift=params["out_shift"])
+        return KernelCall(
+            function="tinyc_conv2d_s8_1x1", header="tinyc/conv.h", sources=("conv_1x1.c",),
+            params_type="tinyc_conv2d_1x1_params_t", params=p,
+            args=(Arg("in", op.inputs[0]), Arg("const", op.inputs[1]), Arg("out", op.outputs[0])),
+            comment=(f"CONV_2D 1x1 stride {p['stride_h']}x{p['stride_w']} {p['in_c']}->{p['out_c']} "
+                     f"{op.attrs.get('fused_activation_function', 'NONE')}, input offset folded into the bias"))
+
+
+def _no_trailing_pad(params: dict) -> bool:
+    """Every output pixel's single tap lies inside the input (no bottom/right padding either)."""
+    return ((params["out_h"] - 1) * params["stride_h"] < params["in_h"]
+            and (params["out_w"] - 1) * params["stride_w"] < params["in_w"])
+
+
+def _folded_bias(w: np.ndarray, bias: np.ndarray | None, input_offset: int) -> np.ndarray | None:
+    """bias + input_offset * (sum of each output channel's weights), so that sum w * x + folded
+    equals TFLM's sum w * (x + input_offset) + bias exactly; None if it would not fit int32 (the
+    general kernel then runs, adding the offset per tap as TFLM does)."""
+    sums = w.reshape(w.shape[0], -1).astype(np.int64).sum(axis=1)
+    folded = sums * input_offset + (bias.astype(np.int64) if bias is not None else 0)
+    # sum w * x alone is bounded by 128 * sum |w| <= check_accumulator's bound: only the fold can overflow
+    if np.abs(folded).max(initial=0) > np.iinfo(np.int32).max:
+        return None
+    return folded.astype(np.int32)

@@ -7,13 +7,17 @@
 
 #include <stdint.h>
 
+/* TFLM adds a sign-dependent nudge (2^30, or 1 - 2^30 below zero) and divides by 2^31 truncating
+ * toward zero. For a negative product p, trunc((p + 1 - 2^30) / 2^31) = ceil(...) =
+ * floor((p + 2^30) / 2^31), which is also the value for p >= 0: so one multiply-accumulate of
+ * 2^30 and an arithmetic shift (SMLAL + shifts on Cortex-M, no branch) give TFLM's value for
+ * every product. */
 static inline int32_t tinyc_sat_rdhm(int32_t a, int32_t b) {
   if (a == b && a == INT32_MIN) {
     return INT32_MAX;
   }
-  const int64_t ab = (int64_t)a * (int64_t)b;
-  const int64_t nudge = ab >= 0 ? (int64_t)(1 << 30) : (int64_t)(1 - (1 << 30));
-  return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+  const int64_t ab = (int64_t)a * (int64_t)b + ((int64_t)1 << 30);
+  return (int32_t)(ab >> 31); /* arithmetic shift: gcc and clang define >> of negatives so */
 }
 
 static inline int32_t tinyc_rounding_div_pot(int32_t x, int exponent) {

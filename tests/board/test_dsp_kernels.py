@@ -1,0 +1,49 @@
+"""The Cortex-M DSP-extension paths (1x1 convolution, depthwise with the folded bias) on emulated
+M4 (mps2_an386), M7 (mps2_an500) and M33 (mps2_an505), bit-exact with TFLM.
+
+The host tests run the portable C of the same kernels; the shared models exercise the DSP paths
+on common shapes (channel counts that are multiples of 8). This model is built for the tails and
+geometries they miss: channel counts that are not multiples of 4 (the word loops' remainders), an
+odd pixel count (the two-pixel loop's last pixel), strided 1x1 layers, dilated and strided
+depthwise windows at the borders, input zero points that are not 0, and with patches the same
+layers on patch-sized pieces.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.schedule.test_patch_models import Net
+from tinyc.compiler import Options, compile_model
+from tinyc.target.boards import get_board
+from tinyc.validate.datasets import random_dataset
+from tinyc.validate.runner import validate
+
+pytestmark = pytest.mark.board
+
+
+def _odd_model() -> bytes:
+    n = Net((13, 11, 5), seed=3)
+    n.conv(7, 1, act="RELU6")              # 1x1 5->7: in and out channels both off the word size
+    n.conv(7, 3, depthwise=True)           # 7 channels: one group of 4 and a 3-channel tail
+    n.conv(12, 1, s=2)                     # strided 1x1 (VALID-equivalent taps), 7x6 output
+    n.conv(12, 3, d=2, depthwise=True)     # dilated: border windows on every side
+    n.residual()                           # a 1x1 and a depthwise whose output may overlap
+    n.conv(12, 5, s=2, depthwise=True, pad="VALID")
+    n.conv(9, 1, act="RELU")
+    return n.head()
+
+
+@pytest.mark.parametrize("board", ["mps2_an386", "mps2_an500", "mps2_an505"])
+@pytest.mark.parametrize("patch", ["off", "2x2@6"])
+def test_dsp_kernels_bit_exact_on_odd_shapes(tmp_path, board: str, patch: str) -> None:
+    m = tmp_path / "odd.tflite"
+    m.write_bytes(_odd_model())
+    bd = get_board(board)
+    c = compile_model(m, Options(patch=patch, alignment=bd.alignment))
+    kinds = {call.function for call in c.calls}
+    assert {"tinyc_conv2d_s8_1x1", "tinyc_depthwise_conv2d_s8"} <= kinds or \
+        "tinyc_depthwise_conv2d_s8_channels" in kinds, kinds
+    data = random_dataset(c.graph.t(c.graph.inputs[0]), 4, seed=11)
+    res = validate(m, bd, data, emulate=True, quiet=True, compiled=c)
+    assert res.bit_exact, (res.first_mismatch, res.first_layer_mismatch)
