@@ -18,7 +18,7 @@
 
 
 /* acc[i][j] = sum_k x_i[k] * w_j[k] for two pixels and two output channels. */
-static void tinyc_1x1_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1,
+TINYC_INLINE void tinyc_1x1_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1,
                               int32_t n, int32_t acc[4]) {
   int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
   int32_t k = 0;
@@ -54,7 +54,7 @@ static void tinyc_1x1_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *
 }
 
 /* acc[j] = sum_k x[k] * w_j[k] for one pixel and two output channels. */
-static void tinyc_1x1_dot_1x2(const int8_t *x, const int8_t *w0, const int8_t *w1, int32_t n, int32_t acc[2]) {
+TINYC_INLINE void tinyc_1x1_dot_1x2(const int8_t *x, const int8_t *w0, const int8_t *w1, int32_t n, int32_t acc[2]) {
   int32_t a0 = 0, a1 = 0;
   int32_t k = 0;
 #if TINYC_DSP
@@ -76,10 +76,9 @@ static void tinyc_1x1_dot_1x2(const int8_t *x, const int8_t *w0, const int8_t *w
   acc[1] = a1;
 }
 
-static int8_t tinyc_1x1_requant(const tinyc_conv2d_1x1_params_t *p, int32_t acc, int32_t oc) {
-  acc = tinyc_mul_by_qm(acc + p->bias[oc], p->out_mult[oc], (int)p->out_shift[oc]);
-  acc += p->output_offset;
-  return (int8_t)tinyc_clamp_i32(acc, p->act_min, p->act_max);
+TINYC_INLINE int8_t tinyc_1x1_requant(const tinyc_conv2d_1x1_params_t *p, int32_t acc, int32_t oc) {
+  return tinyc_requant_s8(acc + p->bias[oc], p->out_mult[oc], p->out_shift[oc], p->output_offset, p->act_min,
+                          p->act_max);
 }
 
 /* The input pixel under output pixel px (all batches counted). */

@@ -82,16 +82,14 @@ static int8_t tinyc_dw_requant(const tinyc_depthwise_conv2d_params_t *p, const i
 }
 
 /* Output channel oc from its accumulator with the bias already added. */
-static int8_t tinyc_dw_out(const tinyc_depthwise_conv2d_params_t *p, int32_t oc, int32_t acc) {
-  acc = tinyc_mul_by_qm(acc, p->out_mult[oc], (int)p->out_shift[oc]);
-  acc += p->output_offset;
-  return (int8_t)tinyc_clamp_i32(acc, p->act_min, p->act_max);
+TINYC_INLINE int8_t tinyc_dw_out(const tinyc_depthwise_conv2d_params_t *p, int32_t oc, int32_t acc) {
+  return tinyc_requant_s8(acc, p->out_mult[oc], p->out_shift[oc], p->output_offset, p->act_min, p->act_max);
 }
 
 /* Depth multiplier 1, four channels at a time: acc[i] = sum over the window of w * (x + offset)
  * for channels c..c+3 (offset 0 when the caller folded it into the bias). x and w point at
  * channel c of the first tap; every tap reads one word of input and one of filter. */
-static void tinyc_dw_acc4(const int8_t *x, int32_t x_row, int32_t x_col, const int8_t *w, int32_t w_row,
+TINYC_INLINE void tinyc_dw_acc4(const int8_t *x, int32_t x_row, int32_t x_col, const int8_t *w, int32_t w_row,
                           int32_t w_col, int32_t rows, int32_t cols, int32_t offset, int32_t acc[4]) {
   int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
 #if TINYC_DSP
