@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "tinyc/dot.h"
 #include "tinyc/quant.h"
 
 /* The first tap k >= 0 with origin + k * dilation >= 0. */
@@ -62,6 +63,36 @@ static int tinyc_conv_descending(const int8_t *input, const int8_t *output) {
   return (uintptr_t)output > (uintptr_t)input;
 }
 
+/* A window wholly inside the input, one group, no column dilation: each filter row reads
+ * filter_w * in_c contiguous input bytes, so the window is filter_h plain dot products per output
+ * channel, two channels per pass, with the offset already in folded_bias
+ * (sum w * (x + off) + bias = sum w * x + folded_bias exactly). */
+static void tinyc_conv2d_s8_pixel_inside(const tinyc_conv2d_params_t *p, const int8_t *x, const int8_t *filter,
+                                         int8_t *y) {
+  const int32_t row_len = p->filter_w * p->in_c;       /* bytes of one filter row, and of its input */
+  const int32_t w_channel = p->filter_h * row_len;     /* filter bytes per output channel */
+  const int32_t x_row = p->dilation_h * p->in_w * p->in_c;
+  int32_t oc = 0;
+  for (; oc < p->out_c; oc += 2) {
+    const int8_t *w0 = filter + oc * w_channel;
+    const int8_t *w1 = oc + 1 < p->out_c ? w0 + w_channel : w0; /* an odd last channel computed twice */
+    int32_t a0 = 0, a1 = 0;
+    const int8_t *xr = x;
+    for (int32_t fy = 0; fy < p->filter_h; ++fy, xr += x_row, w0 += row_len, w1 += row_len) {
+      int32_t acc[2];
+      tinyc_dot_s8_1x2(xr, w0, w1, row_len, acc);
+      a0 += acc[0];
+      a1 += acc[1];
+    }
+    y[oc] = tinyc_requant_s8(a0 + p->folded_bias[oc], p->out_mult[oc], p->out_shift[oc], p->output_offset,
+                             p->act_min, p->act_max);
+    if (oc + 1 < p->out_c) {
+      y[oc + 1] = tinyc_requant_s8(a1 + p->folded_bias[oc + 1], p->out_mult[oc + 1], p->out_shift[oc + 1],
+                                   p->output_offset, p->act_min, p->act_max);
+    }
+  }
+}
+
 /* Output pixel (oy, ox) of one image: every output channel, written to y[0 .. out_c). */
 static void tinyc_conv2d_s8_pixel(const tinyc_conv2d_params_t *p, const int8_t *in_b, const int8_t *filter,
                                   const int32_t *bias, int32_t oy, int32_t ox, int8_t *y) {
@@ -84,6 +115,10 @@ static void tinyc_conv2d_s8_pixel(const tinyc_conv2d_params_t *p, const int8_t *
   const int8_t *in_first = has_taps ? in_b + (iy0 + fy0 * p->dilation_h) * in_row +
                                           (ix0 + fx0 * p->dilation_w) * p->in_c
                                     : in_b;
+  if (p->folded_bias != 0 && fy1 - fy0 == p->filter_h && fx1 - fx0 == p->filter_w) {
+    tinyc_conv2d_s8_pixel_inside(p, in_first, filter, y); /* folded only for one group, dilation_w 1 */
+    return;
+  }
   for (int32_t oc = 0; oc < p->out_c; ++oc) {
     const int8_t *in_g = in_first + (oc / filters_per_group) * fic;
     const int8_t *w_oc = filter + oc * w_channel;

@@ -13,68 +13,9 @@
 #include <stdint.h>
 
 #include "tinyc/conv.h"
+#include "tinyc/dot.h"
 #include "tinyc/quant.h"
-#include "tinyc/simd.h"
 
-
-/* acc[i][j] = sum_k x_i[k] * w_j[k] for two pixels and two output channels. */
-TINYC_INLINE void tinyc_1x1_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1,
-                              int32_t n, int32_t acc[4]) {
-  int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
-  int32_t k = 0;
-#if TINYC_DSP
-  for (; k + 4 <= n; k += 4) {
-    const uint32_t xa = tinyc_load4(x0 + k), xb = tinyc_load4(x1 + k);
-    const uint32_t wa = tinyc_load4(w0 + k), wb = tinyc_load4(w1 + k);
-    const int32_t xa_e = __sxtb16(xa), xa_o = tinyc_sxtb16_ror8(xa);
-    const int32_t xb_e = __sxtb16(xb), xb_o = tinyc_sxtb16_ror8(xb);
-    const int32_t wa_e = __sxtb16(wa), wa_o = tinyc_sxtb16_ror8(wa);
-    const int32_t wb_e = __sxtb16(wb), wb_o = tinyc_sxtb16_ror8(wb);
-    a00 = __smlad(xa_e, wa_e, a00);
-    a00 = __smlad(xa_o, wa_o, a00);
-    a01 = __smlad(xa_e, wb_e, a01);
-    a01 = __smlad(xa_o, wb_o, a01);
-    a10 = __smlad(xb_e, wa_e, a10);
-    a10 = __smlad(xb_o, wa_o, a10);
-    a11 = __smlad(xb_e, wb_e, a11);
-    a11 = __smlad(xb_o, wb_o, a11);
-  }
-#endif
-  for (; k < n; ++k) {
-    const int32_t xa = x0[k], xb = x1[k], wa = w0[k], wb = w1[k];
-    a00 += xa * wa;
-    a01 += xa * wb;
-    a10 += xb * wa;
-    a11 += xb * wb;
-  }
-  acc[0] = a00;
-  acc[1] = a01;
-  acc[2] = a10;
-  acc[3] = a11;
-}
-
-/* acc[j] = sum_k x[k] * w_j[k] for one pixel and two output channels. */
-TINYC_INLINE void tinyc_1x1_dot_1x2(const int8_t *x, const int8_t *w0, const int8_t *w1, int32_t n, int32_t acc[2]) {
-  int32_t a0 = 0, a1 = 0;
-  int32_t k = 0;
-#if TINYC_DSP
-  for (; k + 4 <= n; k += 4) {
-    const uint32_t xv = tinyc_load4(x + k), wa = tinyc_load4(w0 + k), wb = tinyc_load4(w1 + k);
-    const int32_t x_e = __sxtb16(xv), x_o = tinyc_sxtb16_ror8(xv);
-    a0 = __smlad(x_e, __sxtb16(wa), a0);
-    a0 = __smlad(x_o, tinyc_sxtb16_ror8(wa), a0);
-    a1 = __smlad(x_e, __sxtb16(wb), a1);
-    a1 = __smlad(x_o, tinyc_sxtb16_ror8(wb), a1);
-  }
-#endif
-  for (; k < n; ++k) {
-    const int32_t xv = x[k];
-    a0 += xv * w0[k];
-    a1 += xv * w1[k];
-  }
-  acc[0] = a0;
-  acc[1] = a1;
-}
 
 TINYC_INLINE int8_t tinyc_1x1_requant(const tinyc_conv2d_1x1_params_t *p, int32_t acc, int32_t oc) {
   return tinyc_requant_s8(acc + p->bias[oc], p->out_mult[oc], p->out_shift[oc], p->output_offset, p->act_min,
@@ -95,13 +36,13 @@ static void tinyc_1x1_one_pixel(const tinyc_conv2d_1x1_params_t *p, const int8_t
   int32_t acc[2];
   int32_t oc = 0;
   for (; oc + 2 <= p->out_c; oc += 2) {
-    tinyc_1x1_dot_1x2(x, filter + oc * in_c, filter + (oc + 1) * in_c, in_c, acc);
+    tinyc_dot_s8_1x2(x, filter + oc * in_c, filter + (oc + 1) * in_c, in_c, acc);
     y[oc] = tinyc_1x1_requant(p, acc[0], oc);
     y[oc + 1] = tinyc_1x1_requant(p, acc[1], oc + 1);
   }
   if (oc < p->out_c) {
     const int8_t *w = filter + oc * in_c;
-    tinyc_1x1_dot_1x2(x, w, w, in_c, acc);
+    tinyc_dot_s8_1x2(x, w, w, in_c, acc);
     y[oc] = tinyc_1x1_requant(p, acc[0], oc);
   }
 }
@@ -112,7 +53,7 @@ static void tinyc_1x1_two_pixels(const tinyc_conv2d_1x1_params_t *p, const int8_
   int32_t acc[4];
   int32_t oc = 0;
   for (; oc + 2 <= p->out_c; oc += 2) {
-    tinyc_1x1_dot_2x2(x0, x1, filter + oc * in_c, filter + (oc + 1) * in_c, in_c, acc);
+    tinyc_dot_s8_2x2(x0, x1, filter + oc * in_c, filter + (oc + 1) * in_c, in_c, acc);
     y0[oc] = tinyc_1x1_requant(p, acc[0], oc);
     y0[oc + 1] = tinyc_1x1_requant(p, acc[1], oc + 1);
     y1[oc] = tinyc_1x1_requant(p, acc[2], oc);
@@ -120,7 +61,7 @@ static void tinyc_1x1_two_pixels(const tinyc_conv2d_1x1_params_t *p, const int8_
   }
   if (oc < p->out_c) {
     const int8_t *w = filter + oc * in_c;
-    tinyc_1x1_dot_2x2(x0, x1, w, w, in_c, acc);
+    tinyc_dot_s8_2x2(x0, x1, w, w, in_c, acc);
     y0[oc] = tinyc_1x1_requant(p, acc[0], oc);
     y1[oc] = tinyc_1x1_requant(p, acc[2], oc);
   }

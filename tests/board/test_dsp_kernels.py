@@ -1,4 +1,4 @@
-"""The Cortex-M DSP-extension paths (1x1 convolution, depthwise with the folded bias) on emulated
+"""The Cortex-M DSP-extension paths (1x1 convolution, windows inside the input of the other convolutions and of depthwise with the folded bias) on emulated
 M4 (mps2_an386), M7 (mps2_an500) and M33 (mps2_an505), bit-exact with TFLM.
 
 The host tests run the portable C of the same kernels; the shared models exercise the DSP paths
@@ -31,6 +31,8 @@ def _odd_model() -> bytes:
     n.residual()                           # a 1x1 and a depthwise whose output may overlap
     n.conv(12, 5, s=2, depthwise=True, pad="VALID")
     n.conv(9, 1, act="RELU")
+    n.conv(7, 3, s=2)                      # 3x3 convolution: row runs of 27 bytes, odd channel count
+    n.conv(6, 3, d=2)                      # dilated: every window on the border, the per-tap path
     return n.head()
 
 
@@ -42,8 +44,7 @@ def test_dsp_kernels_bit_exact_on_odd_shapes(tmp_path, board: str, patch: str) -
     bd = get_board(board)
     c = compile_model(m, Options(patch=patch, alignment=bd.alignment))
     kinds = {call.function for call in c.calls}
-    assert {"tinyc_conv2d_s8_1x1", "tinyc_depthwise_conv2d_s8"} <= kinds or \
-        "tinyc_depthwise_conv2d_s8_channels" in kinds, kinds
+    assert {"tinyc_conv2d_s8_1x1", "tinyc_conv2d_s8"} <= kinds, kinds
     data = random_dataset(c.graph.t(c.graph.inputs[0]), 4, seed=11)
     res = validate(m, bd, data, emulate=True, quiet=True, compiled=c)
     assert res.bit_exact, (res.first_mismatch, res.first_layer_mismatch)

@@ -64,10 +64,12 @@ class Conv2D(cm.WindowConv):
             out_mult=mult, out_shift=shift,
         )
         groups = c // fic
-        if fh == fw == 1 and groups == 1 and wh.pad_before == ww.pad_before == 0 and _no_trailing_pad(params):
-            folded = _folded_bias(w.data, g.t(bias).data if bias is not None else None, -x.quant.zp)
-            if folded is not None:
-                return self._lower_1x1(op, params, folded)
+        folded = _folded_bias(w.data, g.t(bias).data if bias is not None else None, -x.quant.zp)
+        if folded is not None and fh == fw == 1 and groups == 1 and wh.pad_before == ww.pad_before == 0 \
+                and _no_trailing_pad(params):
+            return self._lower_1x1(op, params, folded)
+        # the general kernel's fast path (windows inside the input) reads a filter row as one run
+        params["folded_bias"] = folded if folded is not None and groups == 1 and ww.dilation == 1 else "NULL"
         comment = (f"CONV_2D {fh}x{fw} stride {wh.stride}x{ww.stride} dilation {wh.dilation}x{ww.dilation} "
                    f"pad {wh.pad_before},{ww.pad_before} {c}->{out_c}"
                    + (f" groups {groups}" if groups > 1 else "")

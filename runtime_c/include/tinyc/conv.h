@@ -23,6 +23,9 @@ typedef struct {
   int32_t act_min, act_max;  /* fused activation clamp, in the output's int8 domain */
   const int32_t *out_mult;   /* [out_c] Q0.31 multipliers */
   const int32_t *out_shift;  /* [out_c] shifts, positive = left */
+  /* [out_c] bias + input_offset * (sum of all the channel's weights), for windows wholly inside
+   * the input (one group, no column dilation); NULL when the compiler did not fold it */
+  const int32_t *folded_bias;
 } tinyc_conv2d_params_t;
 
 void tinyc_conv2d_s8(const tinyc_conv2d_params_t *p, const int8_t *input, const int8_t *filter,
