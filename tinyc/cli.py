@@ -6,6 +6,7 @@ Errors print one line (`tinyc: error: ...`) and no traceback unless --debug.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -180,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tinyc: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tinyc report ... | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":
