@@ -181,6 +181,19 @@ def check_accumulator(op: Op, g: Graph, kind: str, w_per_channel: np.ndarray, bi
                                  "int8 x int8 sums with this bias)")
 
 
+def folded_bias(w_per_channel: np.ndarray, bias: np.ndarray | None, input_offset: int) -> np.ndarray | None:
+    """bias + input_offset * (sum of each output channel's weights), w_per_channel as (channels,
+    taps): a window wholly inside the input then needs no per-tap offset, since
+    sum w * (x + offset) + bias = sum w * x + folded exactly. None when a folded value would not
+    fit int32 (the kernels then add the offset per tap, as TFLM does). The sum w * x alone is
+    bounded by 128 * sum |w|, within check_accumulator's bound: only the fold itself can overflow."""
+    sums = w_per_channel.astype(np.int64).sum(axis=1)
+    folded = sums * input_offset + (bias.astype(np.int64) if bias is not None else 0)
+    if np.abs(folded).max(initial=0) > INT32_MAX:
+        return None
+    return folded.astype(np.int32)
+
+
 def clamp_range(op: Op, y: Tensor) -> tuple[int, int]:
     """CalculateActivationRangeQuantized. TFLite divides in float32 (`f / scale`, both float)
     and rounds that float, so do the same: double division can land on the other side of .5."""

@@ -9,7 +9,7 @@ A preceding zero-point PAD is absorbed as extra leading/trailing padding.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
 from tinyc.ir import Graph, Op
 from tinyc.ops import _conv_math as cm
@@ -64,7 +64,8 @@ class Conv2D(cm.WindowConv):
             out_mult=mult, out_shift=shift,
         )
         groups = c // fic
-        folded = _folded_bias(w.data, g.t(bias).data if bias is not None else None, -x.quant.zp)
+        folded = cm.folded_bias(w.data.reshape(out_c, -1), g.t(bias).data if bias is not None else None,
+                                -x.quant.zp)
         if folded is not None and fh == fw == 1 and groups == 1 and wh.pad_before == ww.pad_before == 0 \
                 and _no_trailing_pad(params):
             return self._lower_1x1(op, params, folded)
@@ -81,7 +82,7 @@ class Conv2D(cm.WindowConv):
                   Arg("const", bias) if bias is not None else Arg("null"), Arg("out", op.outputs[0])),
             comment=comment)
 
-    def _lower_1x1(self, op: Op, params: dict, bias: np.ndarray) -> KernelCall:
+    def _lower_1x1(self, op: Op, params: dict, bias: Any) -> KernelCall:
         """The pointwise kernel: the input offset folded into the bias, a plain int8 dot product."""
         keep = ("batches", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "stride_h", "stride_w",
                 "output_offset", "act_min", "act_max")
@@ -99,15 +100,3 @@ def _no_trailing_pad(params: dict) -> bool:
     """Every output pixel's single tap lies inside the input (no bottom/right padding either)."""
     return ((params["out_h"] - 1) * params["stride_h"] < params["in_h"]
             and (params["out_w"] - 1) * params["stride_w"] < params["in_w"])
-
-
-def _folded_bias(w: np.ndarray, bias: np.ndarray | None, input_offset: int) -> np.ndarray | None:
-    """bias + input_offset * (sum of each output channel's weights), so that sum w * x + folded
-    equals TFLM's sum w * (x + input_offset) + bias exactly; None if it would not fit int32 (the
-    general kernel then runs, adding the offset per tap as TFLM does)."""
-    sums = w.reshape(w.shape[0], -1).astype(np.int64).sum(axis=1)
-    folded = sums * input_offset + (bias.astype(np.int64) if bias is not None else 0)
-    # sum w * x alone is bounded by 128 * sum |w| <= check_accumulator's bound: only the fold can overflow
-    if np.abs(folded).max(initial=0) > np.iinfo(np.int32).max:
-        return None
-    return folded.astype(np.int32)

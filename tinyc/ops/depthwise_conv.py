@@ -86,7 +86,10 @@ class DepthwiseConv2D(cm.WindowConv):
             input_offset=-x.quant.zp, output_offset=y.quant.zp,
             act_min=act_min, act_max=act_max,
             out_mult=mult, out_shift=shift,
-            folded_bias=_folded_bias(w.data, g.t(bias).data if bias is not None else None, -x.quant.zp, dm),
+            # windows inside the input skip the per-tap offset (depth multiplier 1 only)
+            folded_bias=_or_null(cm.folded_bias(w.data.reshape(fh * fw, out_c).T,
+                                                g.t(bias).data if bias is not None else None, -x.quant.zp)
+                                 if dm == 1 else None),
         )
         how = " in place, channel by channel" if channels else ""
         comment = (f"DEPTHWISE_CONV_2D{how} {fh}x{fw} stride {wh.stride}x{ww.stride} dilation "
@@ -104,16 +107,5 @@ class DepthwiseConv2D(cm.WindowConv):
             args=args, comment=comment)
 
 
-def _folded_bias(w: np.ndarray, bias: np.ndarray | None, input_offset: int, dm: int) -> np.ndarray | str:
-    """bias + input_offset * (sum of the channel's taps): the kernel's windows wholly inside the
-    input then add no offset per tap (sum w * x + folded is TFLM's sum w * (x + offset) + bias
-    exactly). "NULL" (every window adds the offset per tap, as TFLM does) for depth multipliers
-    above 1, which the kernel does not fold, or when the folded value would not fit int32."""
-    if dm != 1:
-        return "NULL"
-    sums = w.reshape(-1, w.shape[-1]).astype(np.int64).sum(axis=0)
-    folded = sums * input_offset + (bias.astype(np.int64) if bias is not None else 0)
-    # sum w * x over taps is bounded by 128 * sum |w| <= check_accumulator's bound: only the fold can overflow
-    if np.abs(folded).max(initial=0) > np.iinfo(np.int32).max:
-        return "NULL"
-    return folded.astype(np.int32)
+def _or_null(a: np.ndarray | None) -> np.ndarray | str:
+    return "NULL" if a is None else a
