@@ -6,13 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from tinyc.errors import CheckFailed
-from tinyc.arguments import add_compile_arguments
+from tinyc.arguments import add_compile_arguments, compile_options
+from tinyc.errors import BadInput, CheckFailed
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from tinyc.compiler import Options, compile_model
-    from tinyc.arguments import compile_options
     from tinyc.target.boards import get_board
     from tinyc.validate.datasets import load_dataset
     from tinyc.validate.runner import validate
@@ -33,6 +32,25 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print(json.dumps(res.to_json(), indent=2) if args.json else res.text())
     if not res.bit_exact:
         raise CheckFailed(f"{res.mismatches} of {res.inputs} inputs differ from TFLM")
+    return 0
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from tinyc.compiler import Options, compile_model
+    from tinyc.target.boards import get_board
+    from tinyc.validate.profile import profile_on_qemu
+
+    dirs = [Path(d) for d in args.boards_dir]
+    board = get_board(args.board, dirs)
+    if board.is_host:
+        raise BadInput("tinyc profile counts instructions on an emulated Cortex-M board, not on the host: "
+                       "pick one with --board (see tinyc boards), e.g. --board stm32f746g_disco --emulate")
+    if not (board.is_emulated or args.emulate):
+        raise BadInput(f"tinyc profile counts instructions under QEMU: add --emulate to profile on "
+                       f"{board.name}'s emulated twin (real boards: tinyc validate reports whole-inference cycles)")
+    compiled = compile_model(args.model, Options(alignment=board.alignment, **compile_options(args)))
+    prof = profile_on_qemu(compiled, board, extra_dirs=dirs)
+    print(json.dumps(prof.to_json(), indent=2) if args.json else prof.text(top=None if args.all else 25))
     return 0
 
 
@@ -57,3 +75,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--json", action="store_true", help="print one JSON document")
     add_compile_arguments(v)
     v.set_defaults(func=_cmd_validate)
+
+    pr = sub.add_parser("profile", help="instructions per layer of one inference on an emulated board")
+    pr.add_argument("model")
+    pr.add_argument("--board", default="stm32f746g_disco")
+    pr.add_argument("--boards-dir", action="append", default=[], help="extra folder of board .toml files")
+    pr.add_argument("--emulate", action="store_true", help="profile the board's build under QEMU (required for a "
+                    "real board: counts come from QEMU's instruction-count plugin)")
+    pr.add_argument("--all", action="store_true", help="list every layer in schedule order (default: the 25 "
+                    "costliest)")
+    pr.add_argument("--json", action="store_true", help="print one JSON document")
+    add_compile_arguments(pr)
+    pr.set_defaults(func=_cmd_profile)
