@@ -17,9 +17,9 @@
 #include "tinyc/quant.h"
 
 
-TINYC_INLINE int8_t tinyc_1x1_requant(const tinyc_conv2d_1x1_params_t *p, int32_t acc, int32_t oc) {
-  return tinyc_requant_s8(acc + p->bias[oc], p->out_mult[oc], p->out_shift[oc], p->output_offset, p->act_min,
-                          p->act_max);
+static tinyc_requant_t tinyc_1x1_requant(const tinyc_conv2d_1x1_params_t *p) {
+  const tinyc_requant_t r = {p->bias, p->out_mult, p->out_shift, p->output_offset, p->act_min, p->act_max};
+  return r;
 }
 
 /* The input pixel under output pixel px (all batches counted). */
@@ -32,38 +32,40 @@ static const int8_t *tinyc_1x1_source(const tinyc_conv2d_1x1_params_t *p, const 
 
 static void tinyc_1x1_one_pixel(const tinyc_conv2d_1x1_params_t *p, const int8_t *x, const int8_t *filter,
                                 int8_t *y) {
-  const int32_t in_c = p->in_c;
+  const tinyc_requant_t r = tinyc_1x1_requant(p);
+  const int32_t in_c = p->in_c, out_c = p->out_c;
   int32_t acc[2];
   int32_t oc = 0;
-  for (; oc + 2 <= p->out_c; oc += 2) {
+  for (; oc + 2 <= out_c; oc += 2) {
     tinyc_dot_s8_1x2(x, filter + oc * in_c, filter + (oc + 1) * in_c, in_c, acc);
-    y[oc] = tinyc_1x1_requant(p, acc[0], oc);
-    y[oc + 1] = tinyc_1x1_requant(p, acc[1], oc + 1);
+    y[oc] = tinyc_requant_ch(&r, acc[0], oc);
+    y[oc + 1] = tinyc_requant_ch(&r, acc[1], oc + 1);
   }
-  if (oc < p->out_c) {
+  if (oc < out_c) {
     const int8_t *w = filter + oc * in_c;
     tinyc_dot_s8_1x2(x, w, w, in_c, acc);
-    y[oc] = tinyc_1x1_requant(p, acc[0], oc);
+    y[oc] = tinyc_requant_ch(&r, acc[0], oc);
   }
 }
 
 static void tinyc_1x1_two_pixels(const tinyc_conv2d_1x1_params_t *p, const int8_t *x0, const int8_t *x1,
                                  const int8_t *filter, int8_t *y0, int8_t *y1) {
-  const int32_t in_c = p->in_c;
+  const tinyc_requant_t r = tinyc_1x1_requant(p);
+  const int32_t in_c = p->in_c, out_c = p->out_c;
   int32_t acc[4];
   int32_t oc = 0;
-  for (; oc + 2 <= p->out_c; oc += 2) {
+  for (; oc + 2 <= out_c; oc += 2) {
     tinyc_dot_s8_2x2(x0, x1, filter + oc * in_c, filter + (oc + 1) * in_c, in_c, acc);
-    y0[oc] = tinyc_1x1_requant(p, acc[0], oc);
-    y0[oc + 1] = tinyc_1x1_requant(p, acc[1], oc + 1);
-    y1[oc] = tinyc_1x1_requant(p, acc[2], oc);
-    y1[oc + 1] = tinyc_1x1_requant(p, acc[3], oc + 1);
+    y0[oc] = tinyc_requant_ch(&r, acc[0], oc);
+    y0[oc + 1] = tinyc_requant_ch(&r, acc[1], oc + 1);
+    y1[oc] = tinyc_requant_ch(&r, acc[2], oc);
+    y1[oc + 1] = tinyc_requant_ch(&r, acc[3], oc + 1);
   }
-  if (oc < p->out_c) {
+  if (oc < out_c) {
     const int8_t *w = filter + oc * in_c;
     tinyc_dot_s8_2x2(x0, x1, w, w, in_c, acc);
-    y0[oc] = tinyc_1x1_requant(p, acc[0], oc);
-    y1[oc] = tinyc_1x1_requant(p, acc[2], oc);
+    y0[oc] = tinyc_requant_ch(&r, acc[0], oc);
+    y1[oc] = tinyc_requant_ch(&r, acc[2], oc);
   }
 }
 

@@ -29,16 +29,17 @@ TINYC_INLINE int32_t tinyc_sat_rdhm(int32_t a, int32_t b) {
 }
 
 TINYC_INLINE int32_t tinyc_rounding_div_pot(int32_t x, int exponent) {
-  const int32_t mask = (int32_t)((1ll << exponent) - 1);
+  const int32_t mask = (int32_t)((1u << exponent) - 1u); /* exponent <= 31 */
   const int32_t remainder = x & mask;
   const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
 TINYC_INLINE int32_t tinyc_mul_by_qm(int32_t x, int32_t multiplier, int shift) {
-  const int left = shift > 0 ? shift : 0;
-  const int right = shift > 0 ? 0 : -shift;
-  return tinyc_rounding_div_pot(tinyc_sat_rdhm((int32_t)((uint32_t)x << left), multiplier), right);
+  if (shift <= 0) { /* the usual case, a multiplier below 1: no left shift */
+    return tinyc_rounding_div_pot(tinyc_sat_rdhm(x, multiplier), -shift);
+  }
+  return tinyc_sat_rdhm((int32_t)((uint32_t)x << shift), multiplier);
 }
 
 TINYC_INLINE int32_t tinyc_clamp_i32(int32_t v, int32_t lo, int32_t hi) {
@@ -51,6 +52,21 @@ TINYC_INLINE int8_t tinyc_requant_s8(int32_t acc, int32_t multiplier, int32_t sh
                                      int32_t act_min, int32_t act_max) {
   acc = tinyc_mul_by_qm(acc, multiplier, (int)shift) + output_offset;
   return (int8_t)tinyc_clamp_i32(acc, act_min, act_max);
+}
+
+/* A layer's per-channel requantization, copied out of its params into a local by the kernels:
+ * int8 output stores may alias anything (char type), so fields read through the params pointer
+ * would be reloaded after every output byte; a local copy stays in registers. */
+typedef struct {
+  const int32_t *bias; /* [channels], or NULL */
+  const int32_t *mult;
+  const int32_t *shift;
+  int32_t output_offset, act_min, act_max;
+} tinyc_requant_t;
+
+TINYC_INLINE int8_t tinyc_requant_ch(const tinyc_requant_t *r, int32_t acc, int32_t c) {
+  return tinyc_requant_s8(acc + (r->bias != 0 ? r->bias[c] : 0), r->mult[c], r->shift[c], r->output_offset,
+                          r->act_min, r->act_max);
 }
 
 #endif /* TINYC_QUANT_H */
