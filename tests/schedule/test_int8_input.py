@@ -53,6 +53,29 @@ def test_int8_input_is_bit_exact_with_tflm_on_the_float_model(patch: str) -> Non
     _check(_float_model(), patch, options=INT8)
 
 
+@pytest.mark.parametrize("patch", ["auto", "2x2@5"])
+def test_int8_input_streamed_is_bit_exact(patch: str) -> None:
+    """The int8 input read box by box through the buffer reader: the same bytes."""
+    _check(_float_model(), patch, options=dict(INT8, patch_input="stream"))
+
+
+def test_tinyc_run_takes_the_int8_input(tmp_path, capsys) -> None:
+    from tests.support.reference import run_tflm
+    from tinyc.cli import main
+
+    m = tmp_path / "f.tflite"
+    m.write_bytes(_float_model())
+    c = compile_model(m, Options(**INT8))
+    x = np.random.default_rng(4).integers(-128, 128, size=(3, *c.graph.t(c.graph.inputs[0]).shape)).astype(np.int8)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(m), "--input-type", "int8", "--input", str(tmp_path / "x.npy"),
+                 "--output", str(tmp_path / "y.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), run_tflm(str(m), c.reference_inputs([x]))[0])
+    # without the flag the program takes float32, and says so
+    assert main(["run", str(m), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "z.npy")]) == 2
+    assert "the model input is float32" in capsys.readouterr().err
+
+
 def test_an_int8_model_is_left_as_it_is() -> None:
     m = _stress_model()
     a, b = compile_model(m, Options()), compile_model(m, Options(**INT8))
