@@ -13,7 +13,8 @@ from tinyc.cli import main
 from tinyc.compiler import Options, compile_model
 from tinyc.target.boards import get_board
 from tinyc.validate.datasets import random_dataset
-from tinyc.validate.profile import hook_steps, profile_on_qemu
+from tinyc.validate.localize import hook_steps
+from tinyc.validate.profile import profile_on_qemu
 from tinyc.validate.runner import validate
 
 pytestmark = pytest.mark.board

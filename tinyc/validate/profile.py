@@ -18,6 +18,7 @@ import numpy as np
 
 from tinyc.compiler import Compiled
 from tinyc.errors import BadInput, CheckFailed
+from tinyc.validate.localize import hook_steps
 
 PROFILE_HEADER = "tinyc_profile.h"
 PROFILE_SOURCE = "tinyc_profile.c"
@@ -95,27 +96,9 @@ class Profile:
         return "\n".join(lines)
 
 
-def hook_steps(compiled: Compiled) -> list[list[int]]:
-    """The schedule steps each firing of the layer hook closes: one step, or a whole patch stage."""
-    out: list[list[int]] = []
-    pos = 0
-    for b in compiled.program.blocks:
-        if b.grid is not None:
-            n = sum(len(p.steps) for p in b.patches)
-            out.append(list(range(pos, pos + n)))
-            pos += n
-        else:
-            for _ in b.steps:
-                out.append([pos])
-                pos += 1
-    if pos != len(compiled.graph.ops):
-        raise CheckFailed(f"layer hooks: the program has {pos} steps, the graph {len(compiled.graph.ops)} ops")
-    return out
-
-
-def _label(compiled: Compiled, steps: list[int]) -> str:
+def _label(compiled: Compiled, steps: list[int], is_stage: bool) -> str:
     g = compiled.graph
-    if len(steps) == 1:
+    if not is_stage:
         op = g.ops[steps[0]]
         return f"#{op.index} {op.kind}"
     idx = sorted({g.ops[s].index for s in steps})
@@ -169,6 +152,6 @@ def profile_on_qemu(compiled: Compiled, board: Any, x: np.ndarray | None = None,
     if len(counts) != per_run:
         raise CheckFailed(f"tinyc profile: {len(counts)} marker intervals for {len(groups)} layer hooks "
                           f"(expected one per hook and one after the last)")
-    layers = [LayerTime(_label(compiled, s), s, int(sum(compiled.macs[k] for k in s)), int(n))
-              for s, n in zip(groups, counts)]
+    layers = [LayerTime(_label(compiled, s, stage), s, int(sum(compiled.macs[k] for k in s)), int(n))
+              for (s, stage), n in zip(groups, counts)]
     return Profile(model=compiled.model_file, board=board.name, layers=layers, rest=int(counts[-1]))
