@@ -53,8 +53,8 @@ static int tinyc_dw_window(const tinyc_depthwise_conv2d_params_t *p, int32_t oy,
 
 /* sum w * (x + offset) over rows x rows, cols taps: x and w point at the first tap, the steps
  * are between taps of one row (x_col, w_col) and between rows (x_row, w_row). */
-static int32_t tinyc_dw_acc(const int8_t *x, int32_t x_row, int32_t x_col, const int8_t *w, int32_t w_row,
-                            int32_t w_col, int32_t rows, int32_t cols, int32_t offset) {
+TINYC_INLINE int32_t tinyc_dw_acc(const int8_t *x, int32_t x_row, int32_t x_col, const int8_t *w, int32_t w_row,
+                                  int32_t w_col, int32_t rows, int32_t cols, int32_t offset) {
   int32_t acc = 0;
   for (int32_t fy = 0; fy < rows; ++fy) {
     const int8_t *xp = x;
@@ -86,30 +86,62 @@ TINYC_INLINE int8_t tinyc_dw_out(const tinyc_depthwise_conv2d_params_t *p, int32
   return tinyc_requant_s8(acc, p->out_mult[oc], p->out_shift[oc], p->output_offset, p->act_min, p->act_max);
 }
 
-/* Depth multiplier 1, four channels at a time: acc[i] = sum over the window of w * (x + offset)
- * for channels c..c+3 (offset 0 when the caller folded it into the bias). x and w point at
- * channel c of the first tap; every tap reads one word of input and one of filter. */
-TINYC_INLINE void tinyc_dw_acc4(const int8_t *x, int32_t x_row, int32_t x_col, const int8_t *w, int32_t w_row,
-                          int32_t w_col, int32_t rows, int32_t cols, int32_t offset, int32_t acc[4]) {
-  int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
 #if TINYC_DSP
-  if (offset == 0) { /* one word of each per tap, two 16x16 multiply-accumulates per half */
-    for (int32_t fy = 0; fy < rows; ++fy, x += x_row, w += w_row) {
-      const int8_t *xp = x;
-      const int8_t *wp = w;
-      for (int32_t fx = 0; fx < cols; ++fx, xp += x_col, wp += w_col) {
-        const uint32_t xv = tinyc_load4(xp), wv = tinyc_load4(wp);
-        const int32_t xe = __sxtb16(xv), xo = tinyc_sxtb16_ror8(xv);
-        const int32_t we = __sxtb16(wv), wo = tinyc_sxtb16_ror8(wv);
-        a0 = __smlabb(xe, we, a0);
-        a2 = __smlatt(xe, we, a2);
-        a1 = __smlabb(xo, wo, a1);
-        a3 = __smlatt(xo, wo, a3);
+/* The DSP loop over a window's taps for four channels: one word of input and one of filter per
+ * tap, two 16x16 multiply-accumulates per half. With `sums`, also the four channels' weight sums
+ * in int16 lanes (SADD16; exact while the window has at most 255 taps: |sum| <= 255 * 128). */
+TINYC_INLINE void tinyc_dw_taps4_dsp(const int8_t *x, int32_t x_row, int32_t x_col, const int8_t *w, int32_t w_row,
+                                     int32_t w_col, int32_t rows, int32_t cols, const int sums, int32_t a[4],
+                                     int32_t s[2]) {
+  int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, s02 = 0, s13 = 0;
+  for (int32_t fy = 0; fy < rows; ++fy, x += x_row, w += w_row) {
+    const int8_t *xp = x;
+    const int8_t *wp = w;
+    for (int32_t fx = 0; fx < cols; ++fx, xp += x_col, wp += w_col) {
+      const uint32_t xv = tinyc_load4(xp), wv = tinyc_load4(wp);
+      const int32_t xe = __sxtb16(xv), xo = tinyc_sxtb16_ror8(xv);
+      const int32_t we = __sxtb16(wv), wo = tinyc_sxtb16_ror8(wv);
+      a0 = __smlabb(xe, we, a0);
+      a2 = __smlatt(xe, we, a2);
+      a1 = __smlabb(xo, wo, a1);
+      a3 = __smlatt(xo, wo, a3);
+      if (sums) {
+        s02 = __sadd16(s02, we);
+        s13 = __sadd16(s13, wo);
       }
     }
-    rows = 0; /* done: skip the portable loop */
+  }
+  a[0] = a0;
+  a[1] = a1;
+  a[2] = a2;
+  a[3] = a3;
+  s[0] = s02;
+  s[1] = s13;
+}
+#endif
+
+/* Depth multiplier 1, four channels at a time: acc[i] = sum over the window's taps of
+ * w * (x + offset) for channels c..c+3 (offset 0 when the caller folded it into the bias). x and
+ * w point at channel c of the first tap. The DSP path computes sum w * x + offset * sum w, the
+ * same integer. */
+TINYC_INLINE void tinyc_dw_acc4(const int8_t *x, int32_t x_row, int32_t x_col, const int8_t *w, int32_t w_row,
+                                int32_t w_col, int32_t rows, int32_t cols, int32_t offset, int32_t acc[4]) {
+#if TINYC_DSP
+  int32_t s[2];
+  if (offset == 0) {
+    tinyc_dw_taps4_dsp(x, x_row, x_col, w, w_row, w_col, rows, cols, 0, acc, s);
+    return;
+  }
+  if (rows * cols <= 255) {
+    tinyc_dw_taps4_dsp(x, x_row, x_col, w, w_row, w_col, rows, cols, 1, acc, s);
+    acc[0] += offset * (int32_t)(int16_t)(s[0] & 0xffff); /* channel c: s02's low lane */
+    acc[1] += offset * (int32_t)(int16_t)(s[1] & 0xffff);
+    acc[2] += offset * (s[0] >> 16); /* channel c + 2: the high lane, sign-extended */
+    acc[3] += offset * (s[1] >> 16);
+    return;
   }
 #endif
+  int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
   for (int32_t fy = 0; fy < rows; ++fy, x += x_row, w += w_row) {
     const int8_t *xp = x;
     const int8_t *wp = w;
@@ -128,7 +160,7 @@ TINYC_INLINE void tinyc_dw_acc4(const int8_t *x, int32_t x_row, int32_t x_col, c
 
 /* Depth multiplier 1: a window wholly inside the input uses the folded bias and no per-tap
  * offset (the same sum: sum w * (x + off) = sum w * x + off * sum w); a border window adds the
- * offset per tap, as TFLM does, to the taps that exist. */
+ * offset times the weight sum of the taps that exist (per tap without the DSP extension). */
 static void tinyc_dw_pixel_dm1(const tinyc_depthwise_conv2d_params_t *p, const int8_t *in_b,
                                const int8_t *filter, const int32_t *bias, int32_t oy, int32_t ox, int8_t *y) {
   const int32_t ch = p->out_c;
@@ -230,6 +262,8 @@ void tinyc_depthwise_conv2d_s8_channels(const tinyc_depthwise_conv2d_params_t *p
   const int32_t out_pixels = p->out_h * p->out_w;
   const int32_t all_in = p->batches * in_pixels;
   const int32_t w_row = p->filter_w * c_count;
+  const int32_t x_step = p->dilation_h * p->in_w; /* temp bytes between filter rows */
+  const int32_t *const folded = p->folded_bias;
   for (int32_t c = 0; c < c_count; ++c) {
     for (int32_t i = 0; i < all_in; ++i) {
       t[i] = input[i * c_count + c];
@@ -238,16 +272,31 @@ void tinyc_depthwise_conv2d_s8_channels(const tinyc_depthwise_conv2d_params_t *p
       const int8_t *t_b = t + b * in_pixels;
       int8_t *y = output + b * out_pixels * c_count + c;
       for (int32_t oy = 0; oy < p->out_h; ++oy) {
-        for (int32_t ox = 0; ox < p->out_w; ++ox) {
-          tinyc_dw_window_t win;
-          const int32_t acc =
-              tinyc_dw_window(p, oy, ox, &win)
-                  ? tinyc_dw_acc(t_b + win.iy * p->in_w + win.ix, p->dilation_h * p->in_w, p->dilation_w,
-                                 filter + win.fy0 * w_row + win.fx0 * c_count + c, w_row, c_count,
-                                 win.fy1 - win.fy0, win.fx1 - win.fx0, p->input_offset)
-                  : 0;
-          *y = tinyc_dw_requant(p, bias, c, acc);
-          y += c_count;
+        /* the filter rows inside the input, once per output row */
+        const int32_t iy0 = oy * p->stride_h - p->pad_top;
+        const int32_t fy0 = tinyc_dw_first_tap(iy0, p->dilation_h);
+        const int32_t fy1 = tinyc_dw_end_tap(iy0, p->dilation_h, p->in_h, p->filter_h);
+        const int32_t rows = fy1 - fy0;
+        const int8_t *t_row = t_b + (iy0 + fy0 * p->dilation_h) * p->in_w;
+        const int8_t *w_c = filter + fy0 * w_row + c;
+        for (int32_t ox = 0; ox < p->out_w; ++ox, y += c_count) {
+          const int32_t ix0 = ox * p->stride_w - p->pad_left;
+          const int32_t fx0 = tinyc_dw_first_tap(ix0, p->dilation_w);
+          const int32_t fx1 = tinyc_dw_end_tap(ix0, p->dilation_w, p->in_w, p->filter_w);
+          const int32_t cols = fx1 - fx0;
+          if (rows <= 0 || cols <= 0) {
+            *y = tinyc_dw_out(p, c, bias != 0 ? bias[c] : 0);
+            continue;
+          }
+          const int8_t *x = t_row + ix0 + fx0 * p->dilation_w;
+          const int8_t *w = w_c + fx0 * c_count;
+          if (folded != 0 && rows == p->filter_h && cols == p->filter_w) { /* no per-tap offset */
+            *y = tinyc_dw_out(p, c, tinyc_dw_acc(x, x_step, p->dilation_w, w, w_row, c_count, rows, cols, 0) +
+                                        folded[c]);
+          } else {
+            *y = tinyc_dw_out(p, c, tinyc_dw_acc(x, x_step, p->dilation_w, w, w_row, c_count, rows, cols,
+                                                 p->input_offset) + (bias != 0 ? bias[c] : 0));
+          }
         }
       }
     }
