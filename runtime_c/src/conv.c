@@ -63,32 +63,51 @@ static int tinyc_conv_descending(const int8_t *input, const int8_t *output) {
   return (uintptr_t)output > (uintptr_t)input;
 }
 
-/* A window wholly inside the input, one group, no column dilation: each filter row reads
- * filter_w * in_c contiguous input bytes, so the window is filter_h plain dot products per output
- * channel, two channels per pass, with the offset already in folded_bias
- * (sum w * (x + off) + bias = sum w * x + folded_bias exactly). */
-static void tinyc_conv2d_s8_pixel_inside(const tinyc_conv2d_params_t *p, const int8_t *x, const int8_t *filter,
-                                         int8_t *y) {
-  const int32_t row_len = p->filter_w * p->in_c;       /* bytes of one filter row, and of its input */
-  const int32_t w_channel = p->filter_h * row_len;     /* filter bytes per output channel */
+/* One group, no column dilation (the layers whose folded_bias the compiler set): each filter row
+ * reads cols * in_c contiguous input bytes, so a window is `rows` plain dot products per output
+ * channel, two channels per pass. A window wholly inside the input adds folded_bias
+ * (sum w * (x + off) + bias = sum w * x + folded_bias exactly); a border window adds bias and
+ * off times the weight sum of the taps that exist, the same integer TFLM's per-tap offset gives.
+ * x: the window's first tap inside the input; rows x cols taps from filter tap (fy0, fx0). */
+static void tinyc_conv2d_s8_pixel_rows(const tinyc_conv2d_params_t *p, const int8_t *x, const int8_t *filter,
+                                       const int32_t *bias, int32_t fy0, int32_t rows, int32_t fx0, int32_t cols,
+                                       int8_t *y) {
+  const int32_t w_row = p->filter_w * p->in_c;      /* filter bytes of one filter row */
+  const int32_t w_channel = p->filter_h * w_row;    /* filter bytes per output channel */
+  const int32_t run = cols * p->in_c;               /* bytes of one row of the window inside the input */
   const int32_t x_row = p->dilation_h * p->in_w * p->in_c;
-  int32_t oc = 0;
-  for (; oc < p->out_c; oc += 2) {
-    const int8_t *w0 = filter + oc * w_channel;
+  const int whole = rows == p->filter_h && cols == p->filter_w;
+  const int32_t off = p->input_offset;
+  const int32_t *const b = whole ? p->folded_bias : bias;
+  const tinyc_requant_t r = {b, p->out_mult, p->out_shift, p->output_offset, p->act_min, p->act_max};
+  for (int32_t oc = 0; oc < p->out_c; oc += 2) {
+    const int8_t *w0 = filter + oc * w_channel + fy0 * w_row + fx0 * p->in_c;
     const int8_t *w1 = oc + 1 < p->out_c ? w0 + w_channel : w0; /* an odd last channel computed twice */
     int32_t a0 = 0, a1 = 0;
     const int8_t *xr = x;
-    for (int32_t fy = 0; fy < p->filter_h; ++fy, xr += x_row, w0 += row_len, w1 += row_len) {
-      int32_t acc[2];
-      tinyc_dot_s8_1x2(xr, w0, w1, row_len, acc);
-      a0 += acc[0];
-      a1 += acc[1];
+    if (whole) {
+      for (int32_t fy = 0; fy < rows; ++fy, xr += x_row, w0 += w_row, w1 += w_row) {
+        int32_t acc[2];
+        tinyc_dot_s8_1x2(xr, w0, w1, run, acc);
+        a0 += acc[0];
+        a1 += acc[1];
+      }
+    } else {
+      int32_t s0 = 0, s1 = 0;
+      for (int32_t fy = 0; fy < rows; ++fy, xr += x_row, w0 += w_row, w1 += w_row) {
+        int32_t acc[2], sums[2];
+        tinyc_dot_s8_1x2_sums(xr, w0, w1, run, acc, sums);
+        a0 += acc[0];
+        a1 += acc[1];
+        s0 += sums[0];
+        s1 += sums[1];
+      }
+      a0 += off * s0;
+      a1 += off * s1;
     }
-    y[oc] = tinyc_requant_s8(a0 + p->folded_bias[oc], p->out_mult[oc], p->out_shift[oc], p->output_offset,
-                             p->act_min, p->act_max);
+    y[oc] = tinyc_requant_ch(&r, a0, oc);
     if (oc + 1 < p->out_c) {
-      y[oc + 1] = tinyc_requant_s8(a1 + p->folded_bias[oc + 1], p->out_mult[oc + 1], p->out_shift[oc + 1],
-                                   p->output_offset, p->act_min, p->act_max);
+      y[oc + 1] = tinyc_requant_ch(&r, a1, oc + 1);
     }
   }
 }
@@ -115,8 +134,8 @@ static void tinyc_conv2d_s8_pixel(const tinyc_conv2d_params_t *p, const int8_t *
   const int8_t *in_first = has_taps ? in_b + (iy0 + fy0 * p->dilation_h) * in_row +
                                           (ix0 + fx0 * p->dilation_w) * p->in_c
                                     : in_b;
-  if (p->folded_bias != 0 && fy1 - fy0 == p->filter_h && fx1 - fx0 == p->filter_w) {
-    tinyc_conv2d_s8_pixel_inside(p, in_first, filter, y); /* folded only for one group, dilation_w 1 */
+  if (p->folded_bias != 0 && has_taps) { /* folded only for one group and dilation_w 1 */
+    tinyc_conv2d_s8_pixel_rows(p, in_first, filter, bias, fy0, fy1 - fy0, fx0, fx1 - fx0, y);
     return;
   }
   for (int32_t oc = 0; oc < p->out_c; ++oc) {

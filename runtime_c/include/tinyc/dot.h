@@ -69,4 +69,40 @@ TINYC_INLINE void tinyc_dot_s8_1x2(const int8_t *x, const int8_t *w0, const int8
   acc[1] = a1;
 }
 
+/* As tinyc_dot_s8_1x2, and sums[j] = sum_k w_j[k]: a window on the border adds the input offset
+ * times the weight sum of the taps it has. */
+TINYC_INLINE void tinyc_dot_s8_1x2_sums(const int8_t *x, const int8_t *w0, const int8_t *w1, int32_t n,
+                                        int32_t acc[2], int32_t sums[2]) {
+  int32_t a0 = 0, a1 = 0, s0 = 0, s1 = 0;
+  int32_t k = 0;
+#if TINYC_DSP
+  const int32_t ones = 0x00010001; /* SMLAD against 1, 1 adds both lanes */
+  for (; k + 4 <= n; k += 4) {
+    const uint32_t xv = tinyc_load4(x + k), wa = tinyc_load4(w0 + k), wb = tinyc_load4(w1 + k);
+    const int32_t x_e = __sxtb16(xv), x_o = tinyc_sxtb16_ror8(xv);
+    const int32_t wa_e = __sxtb16(wa), wa_o = tinyc_sxtb16_ror8(wa);
+    const int32_t wb_e = __sxtb16(wb), wb_o = tinyc_sxtb16_ror8(wb);
+    a0 = __smlad(x_e, wa_e, a0);
+    a0 = __smlad(x_o, wa_o, a0);
+    a1 = __smlad(x_e, wb_e, a1);
+    a1 = __smlad(x_o, wb_o, a1);
+    s0 = __smlad(wa_e, ones, s0);
+    s0 = __smlad(wa_o, ones, s0);
+    s1 = __smlad(wb_e, ones, s1);
+    s1 = __smlad(wb_o, ones, s1);
+  }
+#endif
+  for (; k < n; ++k) {
+    const int32_t xv = x[k], wa = w0[k], wb = w1[k];
+    a0 += xv * wa;
+    a1 += xv * wb;
+    s0 += wa;
+    s1 += wb;
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  sums[0] = s0;
+  sums[1] = s1;
+}
+
 #endif /* TINYC_DOT_H */
