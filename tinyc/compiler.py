@@ -107,7 +107,8 @@ def compile_model(model: str | Path | bytes, options: Options = Options()) -> Co
     outcome = search(g, macs, plan.live_per_step, plan.arena_bytes, request,
                      # candidates are compared without the local search (it only shrinks the winner)
                      lambda pg: plan_memory(pg, lower(pg)[0], alignment=options.alignment,
-                                            strategy=options.allocator, search_seconds=0).arena_bytes)
+                                            strategy=options.allocator, search_seconds=0,
+                                            fast_kernels=False).arena_bytes)
     if outcome.patched is not None:
         g = outcome.patched.graph
         calls, macs = lower(g)

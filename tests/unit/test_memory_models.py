@@ -100,3 +100,23 @@ def test_streamed_patch_plan_runs_depthwise_in_place_channel_by_channel(model: s
     plain = plan_buffers(bufs, find_overlaps(c.graph, bufs, plan.alignment), len(c.graph.ops), plan.alignment,
                          search_seconds=2.0)
     assert plan.arena_bytes < plain.arena_bytes
+
+
+@pytest.mark.slow
+def test_ops_whose_in_place_variant_does_not_lower_the_arena_keep_their_fast_kernel() -> None:
+    """person_detect (patches on): channel by channel is needed where it sets the peak, not at
+    every depthwise layer; the others get the pixel kernel back at the same arena."""
+    from tinyc.compiler import lower
+    from tinyc.memory.plan import plan_memory
+
+    c = compile_model(MODELS / "tflm/person_detect.tflite", Options())
+    calls = lower(c.graph)[0]
+    every = plan_memory(c.graph, calls, alignment=c.plan.alignment, fast_kernels=False)
+    fast = plan_memory(c.graph, calls, alignment=c.plan.alignment)
+
+    def variants(plan) -> int:
+        return sum(call.function == "tinyc_depthwise_conv2d_s8_channels" for call in plan.calls)
+
+    assert fast.arena_bytes <= every.arena_bytes
+    assert 0 < variants(fast) < variants(every)
+    verify(fast.buffers, fast.offsets, fast.alignment, fast.overlaps)

@@ -5,7 +5,8 @@ result, and the arena kept with its distance to the lower bound.
 Ops with an in-place variant (OpSupport.in_place: depthwise channel by channel) are planned both
 ways: with every op's own kernel and distance rule, and with each such op switched to its
 variant where that needs fewer bytes at its step than its distance rule. The smaller arena wins;
-the plan carries the kernel calls it was made for."""
+then every op whose variant does not lower it goes back to its own, faster kernel. The plan
+carries the kernel calls it was made for."""
 
 from __future__ import annotations
 
@@ -50,15 +51,19 @@ class MemoryPlan:
 
 
 def plan_memory(g: Graph, calls: Sequence[KernelCall], alignment: int = 4, strategy: str | None = None,
-                overlap: bool = True, search_seconds: float = 2.0) -> MemoryPlan:
+                overlap: bool = True, search_seconds: float = 2.0, fast_kernels: bool = True) -> MemoryPlan:
     """Plan the arena of `g` run in its op order with the kernel calls `calls`.
 
     strategy: one registered allocator (bottom-up and top-down, with and without overlaps),
     no search; None: all of them, then the local search. search_seconds: the search's time
-    budget (0: none); it stops as soon as the arena reaches the lower bound.
+    budget (0: none); it stops as soon as the arena reaches the lower bound. fast_kernels: give
+    back their own (faster) kernel to the ops whose in-place variant does not lower the arena
+    (False when only the arena size matters, as for the patch search's candidates).
     """
+    calls_in = list(calls)
     bufs = buffers(g, calls)
     rules = find_overlaps(g, bufs, alignment) if overlap else []
+    own_rules = list(rules)
     verify_slices(g, bufs)
     alt = _in_place_variant(g, calls, bufs, rules, alignment) if overlap else None
     if alt is None:
@@ -69,11 +74,39 @@ def plan_memory(g: Graph, calls: Sequence[KernelCall], alignment: int = 4, strat
     # lower bound and the bytes live per step are those of the kernels the plan runs.
     plan = plan_buffers(bufs, rules, len(g.ops), alignment, strategy, 0)
     var = plan_buffers(alt_bufs, alt_rules, len(g.ops), alignment, strategy, 0)
-    if var.arena_bytes < plan.arena_bytes:
+    chose_variant = var.arena_bytes < plan.arena_bytes
+    if chose_variant:
         plan, bufs, rules, calls = var, alt_bufs, alt_rules, alt_calls
     if search_seconds > 0 and strategy is None:
         plan = plan_buffers(bufs, rules, len(g.ops), alignment, strategy, search_seconds)
+    if chose_variant and fast_kernels:
+        # against the final (searched) arena, so that giving kernels back never grows it
+        fast = _back_to_fast_kernels(g, plan, bufs, rules, calls, calls_in, own_rules, alignment, strategy)
+        if fast[3] != list(calls):
+            plan, bufs, rules, calls = fast
+            if search_seconds > 0 and strategy is None:
+                searched = plan_buffers(bufs, rules, len(g.ops), alignment, strategy, search_seconds)
+                plan = searched if searched.arena_bytes <= plan.arena_bytes else plan
     return dataclasses.replace(plan, calls=tuple(calls))
+
+
+def _back_to_fast_kernels(g: Graph, plan: MemoryPlan, bufs: Sequence[Buffer], rules: Sequence[Overlap],
+                          calls: Sequence[KernelCall], own_calls: Sequence[KernelCall],
+                          own_rules: Sequence[Overlap], alignment: int, strategy: str | None):
+    """Each op the in-place plan switched to its variant goes back to its own kernel (faster: the
+    variant copies channel by channel through a temporary) when the arena does not grow without
+    it: the variant only pays where it lowers the peak."""
+    plan_now, bufs_now, rules_now, calls_now = plan, list(bufs), list(rules), list(calls)
+    own_by_step = {o.step: o for o in own_rules}
+    for step in [k for k, (a, b) in enumerate(zip(calls, own_calls)) if a is not b]:
+        trial_calls = list(calls_now)
+        trial_calls[step] = own_calls[step]
+        trial_rules = [o for o in rules_now if o.step != step] + ([own_by_step[step]] if step in own_by_step else [])
+        trial_bufs = buffers(g, trial_calls)
+        trial = plan_buffers(trial_bufs, trial_rules, len(g.ops), alignment, strategy, 0)
+        if trial.arena_bytes <= plan_now.arena_bytes:
+            plan_now, bufs_now, rules_now, calls_now = trial, trial_bufs, trial_rules, trial_calls
+    return plan_now, bufs_now, rules_now, calls_now
 
 
 def _in_place_variant(g: Graph, calls: Sequence[KernelCall], bufs: Sequence[Buffer], rules: Sequence[Overlap],
