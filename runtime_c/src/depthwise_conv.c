@@ -268,6 +268,13 @@ void tinyc_depthwise_conv2d_s8_channels(const tinyc_depthwise_conv2d_params_t *p
     for (int32_t i = 0; i < all_in; ++i) {
       t[i] = input[i * c_count + c];
     }
+    /* 3x3, dilation 1, offset folded: channel c's nine weights, read once per channel */
+    const int k3x3 = folded != 0 && p->filter_h == 3 && p->filter_w == 3 && p->dilation_h == 1 &&
+                     p->dilation_w == 1;
+    int32_t k[9];
+    for (int32_t i = 0; i < 9; ++i) {
+      k[i] = k3x3 ? filter[i * c_count + c] : 0;
+    }
     for (int32_t b = 0; b < p->batches; ++b) {
       const int8_t *t_b = t + b * in_pixels;
       int8_t *y = output + b * out_pixels * c_count + c;
@@ -290,7 +297,12 @@ void tinyc_depthwise_conv2d_s8_channels(const tinyc_depthwise_conv2d_params_t *p
           }
           const int8_t *x = t_row + ix0 + fx0 * p->dilation_w;
           const int8_t *w = w_c + fx0 * c_count;
-          if (folded != 0 && rows == p->filter_h && cols == p->filter_w) { /* no per-tap offset */
+          if (k3x3 && rows == 3 && cols == 3) { /* the whole 3x3 window, weights in registers */
+            const int8_t *r0 = x, *r1 = x + p->in_w, *r2 = r1 + p->in_w;
+            const int32_t acc = k[0] * r0[0] + k[1] * r0[1] + k[2] * r0[2] + k[3] * r1[0] + k[4] * r1[1] +
+                                k[5] * r1[2] + k[6] * r2[0] + k[7] * r2[1] + k[8] * r2[2];
+            *y = tinyc_dw_out(p, c, acc + folded[c]);
+          } else if (folded != 0 && rows == p->filter_h && cols == p->filter_w) { /* no per-tap offset */
             *y = tinyc_dw_out(p, c, tinyc_dw_acc(x, x_step, p->dilation_w, w, w_row, c_count, rows, cols, 0) +
                                         folded[c]);
           } else {
