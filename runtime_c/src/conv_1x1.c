@@ -16,7 +16,6 @@
 #include "tinyc/dot.h"
 #include "tinyc/quant.h"
 
-
 static tinyc_requant_t tinyc_1x1_requant(const tinyc_conv2d_1x1_params_t *p) {
   const tinyc_requant_t r = {p->bias, p->out_mult, p->out_shift, p->output_offset, p->act_min, p->act_max};
   return r;

@@ -82,7 +82,7 @@ def plan_memory(g: Graph, calls: Sequence[KernelCall], alignment: int = 4, strat
     if chose_variant and fast_kernels:
         # against the final (searched) arena, so that giving kernels back never grows it
         fast = _back_to_fast_kernels(g, plan, bufs, rules, calls, calls_in, own_rules, alignment, strategy)
-        if fast[3] != list(calls):
+        if any(a is not b for a, b in zip(fast[3], calls)):  # identity: KernelCall params hold arrays
             plan, bufs, rules, calls = fast
             if search_seconds > 0 and strategy is None:
                 searched = plan_buffers(bufs, rules, len(g.ops), alignment, strategy, search_seconds)
@@ -92,7 +92,8 @@ def plan_memory(g: Graph, calls: Sequence[KernelCall], alignment: int = 4, strat
 
 def _back_to_fast_kernels(g: Graph, plan: MemoryPlan, bufs: Sequence[Buffer], rules: Sequence[Overlap],
                           calls: Sequence[KernelCall], own_calls: Sequence[KernelCall],
-                          own_rules: Sequence[Overlap], alignment: int, strategy: str | None):
+                          own_rules: Sequence[Overlap], alignment: int, strategy: str | None
+                          ) -> tuple[MemoryPlan, list[Buffer], list[Overlap], list[KernelCall]]:
     """Each op the in-place plan switched to its variant goes back to its own kernel (faster: the
     variant copies channel by channel through a temporary) when the arena does not grow without
     it: the variant only pays where it lowers the peak."""
