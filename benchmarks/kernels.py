@@ -74,11 +74,11 @@ def main() -> int:
         for name, shape, kind, k, s, c_out in LAYERS:
             m = Path(tmp) / f"{name.replace(' ', '_').replace('/', 's')}.tflite"
             m.write_bytes(layer_model(shape, kind, k, s, c_out))
-            macs = sum(compile_model(m, Options(patch="off")).macs)
-            cells = []
+            cells, macs = [], 0
             for board in boards:
                 bd = get_board(board)
                 c = compile_model(m, Options(patch="off", alignment=bd.alignment))
+                macs = sum(c.macs)
                 data = load_dataset("random", c.graph.t(c.graph.inputs[0]), 1)
                 res = validate(m, bd, data, emulate=True, quiet=True, localize=False, compiled=c)
                 instr = res.latency.get("instructions")

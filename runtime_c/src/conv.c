@@ -47,12 +47,8 @@ static int32_t tinyc_conv_dot(const int8_t *w, const int8_t *x, int32_t n, int32
 
 static int8_t tinyc_conv_requant(const tinyc_conv2d_params_t *p, int32_t acc, const int32_t *bias,
                                  int32_t oc) {
-  if (bias != 0) {
-    acc += bias[oc];
-  }
-  acc = tinyc_mul_by_qm(acc, p->out_mult[oc], (int)p->out_shift[oc]);
-  acc += p->output_offset;
-  return (int8_t)tinyc_clamp_i32(acc, p->act_min, p->act_max);
+  return tinyc_requant_s8(acc + (bias != 0 ? bias[oc] : 0), p->out_mult[oc], p->out_shift[oc], p->output_offset,
+                          p->act_min, p->act_max);
 }
 
 /* Whether to produce the output pixels from the last one down: when the output starts above

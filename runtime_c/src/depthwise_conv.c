@@ -70,17 +70,6 @@ TINYC_INLINE int32_t tinyc_dw_acc(const int8_t *x, int32_t x_row, int32_t x_col,
   return acc;
 }
 
-/* Bias, requantization, output offset and clamp of output channel oc. */
-static int8_t tinyc_dw_requant(const tinyc_depthwise_conv2d_params_t *p, const int32_t *bias, int32_t oc,
-                               int32_t acc) {
-  if (bias != 0) {
-    acc += bias[oc];
-  }
-  acc = tinyc_mul_by_qm(acc, p->out_mult[oc], (int)p->out_shift[oc]);
-  acc += p->output_offset;
-  return (int8_t)tinyc_clamp_i32(acc, p->act_min, p->act_max);
-}
-
 /* Output channel oc from its accumulator with the bias already added. */
 TINYC_INLINE int8_t tinyc_dw_out(const tinyc_depthwise_conv2d_params_t *p, int32_t oc, int32_t acc) {
   return tinyc_requant_s8(acc, p->out_mult[oc], p->out_shift[oc], p->output_offset, p->act_min, p->act_max);
@@ -219,7 +208,7 @@ static void tinyc_dw_pixel(const tinyc_depthwise_conv2d_params_t *p, const int8_
       const int32_t acc = has_taps ? tinyc_dw_acc(in_first + ic, p->dilation_h * in_row, p->dilation_w * in_c,
                                                   w_first + oc, w_row, out_c, rows, cols, p->input_offset)
                                    : 0;
-      y[oc] = tinyc_dw_requant(p, bias, oc, acc);
+      y[oc] = tinyc_dw_out(p, oc, acc + (bias != 0 ? bias[oc] : 0));
     }
   }
 }

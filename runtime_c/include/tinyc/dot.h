@@ -46,33 +46,11 @@ TINYC_INLINE void tinyc_dot_s8_2x2(const int8_t *x0, const int8_t *x1, const int
   acc[3] = a11;
 }
 
-/* acc[j] = sum_k x[k] * w_j[k] for one pixel and two output channels. */
-TINYC_INLINE void tinyc_dot_s8_1x2(const int8_t *x, const int8_t *w0, const int8_t *w1, int32_t n, int32_t acc[2]) {
-  int32_t a0 = 0, a1 = 0;
-  int32_t k = 0;
-#if TINYC_DSP
-  for (; k + 4 <= n; k += 4) {
-    const uint32_t xv = tinyc_load4(x + k), wa = tinyc_load4(w0 + k), wb = tinyc_load4(w1 + k);
-    const int32_t x_e = __sxtb16(xv), x_o = tinyc_sxtb16_ror8(xv);
-    a0 = __smlad(x_e, __sxtb16(wa), a0);
-    a0 = __smlad(x_o, tinyc_sxtb16_ror8(wa), a0);
-    a1 = __smlad(x_e, __sxtb16(wb), a1);
-    a1 = __smlad(x_o, tinyc_sxtb16_ror8(wb), a1);
-  }
-#endif
-  for (; k < n; ++k) {
-    const int32_t xv = x[k];
-    a0 += xv * w0[k];
-    a1 += xv * w1[k];
-  }
-  acc[0] = a0;
-  acc[1] = a1;
-}
-
-/* As tinyc_dot_s8_1x2, and sums[j] = sum_k w_j[k]: a window on the border adds the input offset
- * times the weight sum of the taps it has. */
-TINYC_INLINE void tinyc_dot_s8_1x2_sums(const int8_t *x, const int8_t *w0, const int8_t *w1, int32_t n,
-                                        int32_t acc[2], int32_t sums[2]) {
+/* acc[j] = sum_k x[k] * w_j[k] for one pixel and two output channels; with `sums` (a constant
+ * at every call, so the inlined loop keeps only what it needs) also sums[j] = sum_k w_j[k]: a
+ * window on the border adds the input offset times the weight sum of the taps it has. */
+TINYC_INLINE void tinyc_dot_s8_1x2_impl(const int8_t *x, const int8_t *w0, const int8_t *w1, int32_t n,
+                                        const int sums, int32_t acc[2], int32_t wsum[2]) {
   int32_t a0 = 0, a1 = 0, s0 = 0, s1 = 0;
   int32_t k = 0;
 #if TINYC_DSP
@@ -86,23 +64,37 @@ TINYC_INLINE void tinyc_dot_s8_1x2_sums(const int8_t *x, const int8_t *w0, const
     a0 = __smlad(x_o, wa_o, a0);
     a1 = __smlad(x_e, wb_e, a1);
     a1 = __smlad(x_o, wb_o, a1);
-    s0 = __smlad(wa_e, ones, s0);
-    s0 = __smlad(wa_o, ones, s0);
-    s1 = __smlad(wb_e, ones, s1);
-    s1 = __smlad(wb_o, ones, s1);
+    if (sums) {
+      s0 = __smlad(wa_e, ones, s0);
+      s0 = __smlad(wa_o, ones, s0);
+      s1 = __smlad(wb_e, ones, s1);
+      s1 = __smlad(wb_o, ones, s1);
+    }
   }
 #endif
   for (; k < n; ++k) {
     const int32_t xv = x[k], wa = w0[k], wb = w1[k];
     a0 += xv * wa;
     a1 += xv * wb;
-    s0 += wa;
-    s1 += wb;
+    if (sums) {
+      s0 += wa;
+      s1 += wb;
+    }
   }
   acc[0] = a0;
   acc[1] = a1;
-  sums[0] = s0;
-  sums[1] = s1;
+  wsum[0] = s0;
+  wsum[1] = s1;
+}
+
+TINYC_INLINE void tinyc_dot_s8_1x2(const int8_t *x, const int8_t *w0, const int8_t *w1, int32_t n, int32_t acc[2]) {
+  int32_t unused[2];
+  tinyc_dot_s8_1x2_impl(x, w0, w1, n, 0, acc, unused);
+}
+
+TINYC_INLINE void tinyc_dot_s8_1x2_sums(const int8_t *x, const int8_t *w0, const int8_t *w1, int32_t n,
+                                        int32_t acc[2], int32_t sums[2]) {
+  tinyc_dot_s8_1x2_impl(x, w0, w1, n, 1, acc, sums);
 }
 
 #endif /* TINYC_DOT_H */
