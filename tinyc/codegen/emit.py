@@ -36,6 +36,37 @@ class CArray:
     body: str
     comment: str
     align: int
+    trained: bool = False  # a trained parameter: a mutable copy in SRAM (its flash original is `<cname>_init`)
+    tensor: str = ""  # the constant tensor it holds (empty for params arrays)
+
+
+@dataclass
+class CState:
+    """A zero-initialised static buffer of the training step (update residuals, momentum)."""
+
+    cname: str
+    ctype: str
+    length: int
+    comment: str
+
+
+@dataclass
+class TrainProgram:
+    """The training step's part of the C program (tinyc/train): its steps planned in the same
+    arena, the offsets it reads its input, label and loss at, the optimizer's settings."""
+
+    steps: list["Step"]
+    arena_bytes: int
+    input_offsets: list[int]
+    label_offset: int
+    loss_offset: int
+    pred_offset: int
+    learning_rate: float
+    momentum: float
+    states: list[CState] = field(default_factory=list)
+    qas: bool = True
+    scheme: str = ""
+    classes: int = 0
 
 
 @dataclass
@@ -133,6 +164,7 @@ class CProgram:
     inputs: list[IOInfo] = field(default_factory=list)
     outputs: list[IOInfo] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
+    train: TrainProgram | None = None
 
 
 def c_identifier(name: str) -> str:
@@ -183,46 +215,112 @@ def _scalar(v: Any) -> str:
         return _float_literal(v)
     if isinstance(v, str):
         return v  # an enum constant or macro name, chosen by the op module
+    if isinstance(v, dict):  # a struct-valued field
+        return "{" + ", ".join(f".{k} = {_scalar(x) if not isinstance(x, (tuple, list)) else _tuple(x)}"
+                               for k, x in v.items()) + "}"
     raise TypeError(f"cannot print {type(v).__name__} as a C value")
 
 
+def _tuple(v: Any) -> str:
+    return "{" + ", ".join(_scalar(x) for x in v) + "}"
+
+
+@dataclass
+class TrainPart:
+    """What the training step adds to build_program (tinyc/train/compile.py makes it)."""
+
+    graph: Graph
+    calls: Sequence[KernelCall]
+    plan: MemoryPlan
+    macs: Sequence[int]
+    trained: frozenset[str]  # parameter tensors copied to SRAM and updated
+    label: str
+    loss: str
+    pred: str
+    learning_rate: float
+    momentum: float
+    qas: bool
+    scheme: str
+    classes: int
+
+
 def build_program(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs: Sequence[int], *,
-                  prefix: str = "tinyc", model_file: str = "model.tflite", model_sha256: str = "0" * 64) -> CProgram:
+                  prefix: str = "tinyc", model_file: str = "model.tflite", model_sha256: str = "0" * 64,
+                  train: TrainPart | None = None) -> CProgram:
     prefix = c_identifier(prefix).lower()
-    headers = sorted({c.header for c in calls if c.header})
-    sources = sorted({s for c in calls for s in c.sources})
+    all_calls = list(calls) + (list(train.calls) if train is not None else [])
+    headers = sorted({c.header for c in all_calls if c.header})
+    sources = sorted({s for c in all_calls for s in c.sources})
     prog = CProgram(name=prefix, prefix=prefix, PU=prefix.upper(), version=__version__, model_file=model_file,
-                    model_sha256=model_sha256, arena_bytes=plan.arena_bytes, lower_bound_bytes=plan.lower_bound_bytes,
+                    model_sha256=model_sha256, arena_bytes=max(plan.arena_bytes, train.plan.arena_bytes if train else 0), lower_bound_bytes=plan.lower_bound_bytes,
                     strategy=plan.strategy, total_macs=int(sum(macs)), weight_bytes=0, headers=headers, sources=sources)
     const_names: dict[str, str] = {}
     param_arrays: dict[tuple[str, str], str] = {}  # (C type, body) -> name: patches repeat their layer's arrays
+    trained = train.trained if train is not None else frozenset()
 
-    def const_ref(tname: str) -> str:
+    def const_ref(gr: Graph, tname: str) -> str:
         if tname not in const_names:
-            t = g.t(tname)
+            t = gr.t(tname)
             assert t.data is not None
             cname = f"{prefix}_w{t.index if t.index >= 0 else len(const_names)}_{len(const_names)}"
             prog.arrays.append(CArray(cname=cname, ctype=t.ctype, length=max(t.size, 1), body=_array_body(t.data),
                                       comment=f"{t.label or t.name} {t.dtype}{list(t.shape)}",
-                                      align=max(4, np_itemsize(t.dtype))))
+                                      align=max(4, np_itemsize(t.dtype)), trained=tname in trained, tensor=tname))
             prog.weight_bytes += t.nbytes
             const_names[tname] = cname
         return const_names[tname]
 
+    prog.steps = _steps(g, calls, plan, macs, prefix, "p", const_ref, param_arrays, prog.arrays, None)
+    prog.blocks = _blocks(g, prog.steps, prefix)
+    prog.inputs = [_io(g, n, plan) for n in g.inputs]
+    prog.streamed = any(io.streamed for io in prog.inputs)
+    prog.outputs = [_io(g, n, plan) for n in g.outputs]
+    if train is not None:
+        states: dict[str, CState] = {}
+        tg, tp = train.graph, train.plan
+        prog.train = TrainProgram(
+            steps=_steps(tg, train.calls, tp, train.macs, prefix, "t", const_ref, param_arrays, prog.arrays, states),
+            arena_bytes=tp.arena_bytes, input_offsets=[tp.offset(tg, n) for n in g.inputs],
+            label_offset=tp.offset(tg, train.label), loss_offset=tp.offset(tg, train.loss),
+            pred_offset=tp.offset(tg, train.pred), learning_rate=train.learning_rate, momentum=train.momentum,
+            qas=train.qas, scheme=train.scheme, classes=train.classes)
+        prog.train.states = list(states.values())
+    return prog
+
+
+def _steps(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs: Sequence[int], prefix: str, tag: str,
+           const_ref: Any, param_arrays: dict[tuple[str, str], str], arrays: list[CArray],
+           states: dict[str, CState] | None) -> list[Step]:
+    """One Step per kernel call: its params struct and its arguments as C expressions."""
+    out: list[Step] = []
     for step, (op, call) in enumerate(zip(g.ops, calls)):
-        pname = f"{prefix}_p{step}"
+        pname = f"{prefix}_{tag}{step}"
         fields = []
         for k, v in call.params.items():
             if isinstance(v, np.ndarray):
                 ctype, body = _NP_CTYPES[v.dtype], _array_body(v)
                 if (ctype, body) not in param_arrays:
                     cname = f"{pname}_{k}"
-                    prog.arrays.append(CArray(cname=cname, ctype=ctype, length=max(v.size, 1), body=body,
+                    arrays.append(CArray(cname=cname, ctype=ctype, length=max(v.size, 1), body=body,
                                               comment=f"layer {step} {k}", align=4))
                     param_arrays[ctype, body] = cname
                 fields.append({"name": k, "value": param_arrays[ctype, body]})
             elif isinstance(v, (tuple, list)):
-                fields.append({"name": k, "value": "{" + ", ".join(_scalar(x) for x in v) + "}"})
+                fields.append({"name": k, "value": _tuple(v)})
+            elif isinstance(v, dict):  # a nested struct (may hold arrays)
+                inner = {}
+                for k2, v2 in v.items():
+                    if isinstance(v2, np.ndarray):
+                        ctype, body = _NP_CTYPES[v2.dtype], _array_body(v2)
+                        if (ctype, body) not in param_arrays:
+                            cname = f"{pname}_{k}_{k2}"
+                            arrays.append(CArray(cname=cname, ctype=ctype, length=max(v2.size, 1), body=body,
+                                                 comment=f"layer {step} {k}.{k2}", align=4))
+                            param_arrays[ctype, body] = cname
+                        inner[k2] = param_arrays[ctype, body]
+                    else:
+                        inner[k2] = v2
+                fields.append({"name": k, "value": _scalar(inner)})
             else:
                 fields.append({"name": k, "value": _scalar(v)})
         args: list[str] = []
@@ -233,6 +331,17 @@ def build_program(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs:
             n_args = len(args)
             if a.kind == "null":
                 args.append("NULL")
+            elif a.kind == "sgd":
+                args.append(f"&{prefix}_sgd")
+            elif a.kind == "state":
+                assert states is not None and a.tensor is not None
+                cname = f"{prefix}_{c_identifier(a.tensor)}"
+                states.setdefault(a.tensor, CState(cname=cname, ctype=a.ctype, length=a.nbytes // _CSIZE[a.ctype],
+                                                  comment=f"#{op.index} {a.tensor}"))
+                args.append(cname)
+            elif a.kind == "param":
+                assert a.tensor is not None
+                args.append(const_ref(g, a.tensor))
             elif a.kind == "scratch":
                 off = plan.offsets.get(scratch_name(step, scratch_k)) if a.nbytes > 0 else None
                 if a.nbytes > 0 and off is None:
@@ -247,7 +356,7 @@ def build_program(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs:
                 scratch_k += 1
             elif a.kind == "const" or (a.tensor is not None and g.t(a.tensor).is_const):
                 assert a.tensor is not None
-                args.append(const_ref(a.tensor))
+                args.append(const_ref(g, a.tensor))
             else:
                 assert a.tensor is not None
                 t = g.t(a.tensor)
@@ -258,15 +367,14 @@ def build_program(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs:
             if len(casts) == n_args:  # not an arena pointer
                 casts.append(None)
                 offsets.append(None)
-        prog.steps.append(Step(index=op.index, comment=_describe_step(g, op, macs[step], call),
-                               function=call.function.replace("{prefix}", prefix), params_type=call.params_type, params_name=pname,
-                               fields=fields, args=args, patch=op.attrs.get("patch"), op=op.kind,
-                               arg_casts=casts, arg_offsets=offsets))
-    prog.blocks = _blocks(g, prog.steps, prefix)
-    prog.inputs = [_io(g, n, plan) for n in g.inputs]
-    prog.streamed = any(io.streamed for io in prog.inputs)
-    prog.outputs = [_io(g, n, plan) for n in g.outputs]
-    return prog
+        out.append(Step(index=op.index, comment=_describe_step(g, op, macs[step], call),
+                        function=call.function.replace("{prefix}", prefix), params_type=call.params_type, params_name=pname,
+                        fields=fields, args=args, patch=op.attrs.get("patch"), op=op.kind,
+                        arg_casts=casts, arg_offsets=offsets))
+    return out
+
+
+_CSIZE = {"int8_t": 1, "int16_t": 2, "int32_t": 4, "float": 4, "uint8_t": 1}
 
 
 def _blocks(g: Graph, steps: list[Step], prefix: str) -> list[Block]:

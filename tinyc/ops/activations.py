@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from tinyc.ir import Graph, Op, Tensor
 from tinyc.ops._activations_math import (f32, hard_swish_params, sigmoid_input_params)
-from tinyc.ops.base import (Arg, KernelCall, OpSupport, OverlapSpec, SpatialWindow, elementwise_overlap,
+from tinyc.ops import _train_math as tm
+from tinyc.ops.base import (Arg, Backward, GradContext, KernelCall, OpSupport, OverlapSpec, SpatialWindow, elementwise_overlap,
                              pointwise_spatial, unsupported)
 from tinyc.ops.registry import register
 from tinyc.quant import activation_range, quantize_multiplier, tflite_round
@@ -82,6 +83,9 @@ class Relu(_Activation):
                       output_multiplier=mult, output_shift=shift, act_min=act_min, act_max=act_max)
         return _call(op, "tinyc_relu_s8", "tinyc_relu_params_t", params)
 
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        return tm.masked_pointwise_backward(op, g, ctx, op.kind)
+
 
 @register("RELU6")
 class Relu6(_Activation):
@@ -99,6 +103,9 @@ class Relu6(_Activation):
         params = dict(size=x.size, lower=x.quant.zp, upper=six)
         return _call(op, "tinyc_relu6_s8", "tinyc_relu6_params_t", params,
                      "clamp in the input's quantization (TFLM does not requantize RELU6)")
+
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        return tm.masked_pointwise_backward(op, g, ctx, "RELU6")
 
 
 @register("LEAKY_RELU")
@@ -155,6 +162,22 @@ class _Sigmoid(_Activation):
 class Logistic(_Sigmoid):
     function = "tinyc_logistic_s8"
 
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        """d(x) = d(y) * y (1 - y), from the saved int8 output."""
+        return _saved_backward(op, g, ctx, "tinyc_logistic_backward_f32", op.outputs[0])
+
+
+def _saved_backward(op: Op, g: Graph, ctx: GradContext, function: str, saved: str) -> Backward:
+    if not (ctx.want and ctx.want[0]):
+        return Backward()
+    t = g.t(saved)
+    dx = ctx.new_tensor(f"dx{op.index}", g.t(op.inputs[0]).shape, "float32")
+    step = tm.grad_step(op, function, "tinyc/train_elementwise.h", "train_elementwise.c", "tinyc_act_bwd_params_t",
+                        dict(n=t.size, scale=f32(t.quant.s), zp=int(t.quant.zp)),
+                        (Arg("in", ctx.dy), Arg("in", saved), Arg("out", dx)), "d(input)",
+                        overlap=elementwise_overlap(4, 4, t.size))
+    return Backward(ops=(step,), grads={0: dx})
+
 
 @register("TANH")
 class Tanh(_Sigmoid):
@@ -181,3 +204,7 @@ class HardSwish(_Activation):
                       output_multiplier_fixedpoint_int16=out_m, reluish_multiplier_fixedpoint_int16=rel_m,
                       output_multiplier_exponent=out_e, reluish_multiplier_exponent=rel_e)
         return _call(op, "tinyc_hard_swish_s8", "tinyc_hard_swish_params_t", params)
+
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        """d(x) = d(y) * hard_swish'(x), from the saved int8 input."""
+        return _saved_backward(op, g, ctx, "tinyc_hard_swish_backward_f32", op.inputs[0])

@@ -11,6 +11,7 @@ anything itself.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -32,6 +33,10 @@ class Arg:
     kind: str
     tensor: str | None = None
     nbytes: int = 0
+    #: training only. kind "param": a trained weight or bias (`tensor`), the mutable copy in SRAM;
+    #: "state": a static buffer of the training step (`tensor` names it, `ctype` its element type,
+    #: `nbytes` its size: update residuals, momentum), zero at start; "sgd": the optimizer settings.
+    ctype: str = ""
 
 
 @dataclass(frozen=True)
@@ -239,6 +244,26 @@ class OpSupport:
             raise NotImplementedError(f"{op.label} cannot pad a patch")
         return dict(op.attrs)
 
+    # ---- training (tinyc/train): the facets the backward graph builder asks ----
+
+    def weights(self, op: Op, g: Graph) -> "Weights | None":
+        """The op's trainable weight and bias tensors and how its input channels are counted;
+        None for ops without weights."""
+        return None
+
+    def loss_head(self, op: Op, g: Graph) -> float | None:
+        """Ops after the classifier that training skips because they do not change the arg-max
+        (SOFTMAX returns its beta, which scales the logits of the loss; QUANTIZE/DEQUANTIZE 1.0);
+        None for every other op."""
+        return None
+
+    def backward(self, op: Op, g: Graph, ctx: "GradContext") -> "Backward":
+        """The backward of this op: the ops to save what it needs during the forward pass, the
+        ops computing the gradients its inputs need and applying its parameter update. Ops without
+        one raise; the builder names the op and stops only when it lies on the gradient path."""
+        raise unsupported(op, g, f"{op.kind} has no backward (training through it is not supported); "
+                                 "update only layers after it")
+
     def absorbs_pad(self, op: Op, g: Graph) -> bool:
         """True when a preceding zero-point PAD can be folded into this op as explicit padding
         (attrs["explicit_padding"] = (top, bottom, left, right))."""
@@ -267,3 +292,57 @@ def tensor_dims4(t: Tensor) -> tuple[int, int, int, int]:
     return (1,) * (4 - len(s)) + s  # type: ignore[return-value]
 
 
+
+
+# ---- training ----
+
+@dataclass(frozen=True)
+class Weights:
+    """An op's trainable parameters. in_channels: how many input channels (CONV_2D: the filter's
+    input channels; depthwise: the input's channels; FULLY_CONNECTED: input features) a partial
+    update chooses from; channel_norms: per such channel, the L1 norm of its weights (the rule that
+    selects which channels a partial update trains)."""
+
+    weight: str
+    bias: str | None
+    in_channels: int
+    channel_norms: np.ndarray
+
+
+@dataclass(frozen=True)
+class ParamUpdate:
+    """What the update scheme trains in one op: its bias, and its weights on the selected input
+    channels (`channels`, ascending; empty: weights frozen)."""
+
+    bias: bool = False
+    channels: tuple[int, ...] = ()
+
+
+@dataclass
+class GradContext:
+    """What the backward builder gives an op's backward facet.
+
+    dy: the float32 tensor holding d(loss)/d(output 0); want: per op input, whether its gradient is
+    needed; update: what to train (None: nothing); qas: scale updates by the quantization steps
+    (QAS); momentum: keep momentum buffers; new_tensor(hint, shape, dtype) adds a tensor and
+    returns its name; state(hint, ctype, count) names a static training buffer."""
+
+    dy: str
+    want: tuple[bool, ...]
+    update: ParamUpdate | None
+    qas: bool
+    momentum: bool
+    new_tensor: Any
+    state: Any
+
+
+@dataclass(frozen=True)
+class Backward:
+    """One op's backward. saves: run right after the forward op (activation masks, the trained
+    input channels); ops: run in the backward pass in order (input gradients first, then the
+    update that changes the weights they read); grads: input index -> tensor with its gradient
+    (possibly `dy` itself for an identity)."""
+
+    saves: tuple[Op, ...] = ()
+    ops: tuple[Op, ...] = ()
+    grads: Mapping[int, str] = dataclasses.field(default_factory=dict)

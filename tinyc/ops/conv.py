@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from tinyc.ir import Graph, Op
 from tinyc.ops import _conv_math as cm
-from tinyc.ops.base import Arg, KernelCall, unsupported
+from tinyc.ops import _train_math as tm
+from tinyc.ops.base import Arg, Backward, GradContext, KernelCall, Weights, unsupported
 from tinyc.ops.registry import register
 
 KIND = "CONV_2D"
@@ -35,8 +38,9 @@ class Conv2D(cm.WindowConv):
                                      f"({out_c}) divisible by the group count")
         cm.check_shapes(op, g, KIND, fh, fw, out_c)
         bias = cm.bias_of(op, g)
-        cm.check_accumulator(op, g, KIND, w.data.reshape(out_c, -1),
-                             g.t(bias).data if bias is not None else None)
+        if not op.attrs.get("trained"):  # trained: the update bounds the bias instead (tm.bias_limit)
+            cm.check_accumulator(op, g, KIND, w.data.reshape(out_c, -1),
+                                 g.t(bias).data if bias is not None else None)
 
     def macs(self, op: Op, g: Graph) -> int:
         w, y = g.t(op.inputs[1]), g.t(op.outputs[0])
@@ -64,7 +68,8 @@ class Conv2D(cm.WindowConv):
             out_mult=mult, out_shift=shift,
         )
         groups = c // fic
-        folded = cm.folded_bias(w.data.reshape(out_c, -1), g.t(bias).data if bias is not None else None,
+        # trained weights change at run time: nothing may be folded from them at compile time
+        folded = None if op.attrs.get("trained") else cm.folded_bias(w.data.reshape(out_c, -1), g.t(bias).data if bias is not None else None,
                                 -x.quant.zp)
         if folded is not None and fh == fw == 1 and groups == 1 and wh.pad_before == ww.pad_before == 0 \
                 and _no_trailing_pad(params):
@@ -81,6 +86,33 @@ class Conv2D(cm.WindowConv):
             args=(Arg("in", op.inputs[0]), Arg("const", op.inputs[1]),
                   Arg("const", bias) if bias is not None else Arg("null"), Arg("out", op.outputs[0])),
             comment=comment)
+
+    def weights(self, op: Op, g: Graph) -> Weights | None:
+        w = g.t(op.inputs[1])
+        return Weights(weight=op.inputs[1], bias=cm.bias_of(op, g), in_channels=w.shape[3],
+                       channel_norms=tm.weight_norms(w.data, 3))
+
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        x, w = g.t(op.inputs[0]), g.t(op.inputs[1])
+        out_c, fh, fw, fic = w.shape
+        n, h, wd, c = x.shape
+        if ctx.update is not None and ctx.update.channels and c != fic:
+            raise unsupported(op, g, f"training the weights of a grouped {KIND} ({c // fic} groups) is not "
+                                     "supported; train its bias or other layers")
+        wh, ww = cm.windows(op, g, fh, fw)
+        geom = dict(batches=n, in_h=h, in_w=wd, in_c=c, out_h=wh.out_size, out_w=ww.out_size, out_c=out_c,
+                    filter_h=fh, filter_w=fw, filter_in_c=fic, depth_multiplier=0,
+                    stride_h=wh.stride, stride_w=ww.stride, dilation_h=wh.dilation, dilation_w=ww.dilation,
+                    pad_top=wh.pad_before, pad_left=ww.pad_before)
+        scales = np.array(w.quant.scale if w.quant.per_channel else w.quant.scale[:1] * out_c, dtype=np.float64)
+        macs = self.macs(op, g)
+        fam = tm.WeightedFamily(
+            header="tinyc/train_conv.h", source="train_conv.c", backward_input="tinyc_conv2d_backward_input_f32",
+            update="tinyc_conv2d_update", bwd_type="tinyc_conv_bwd_params_t",
+            update_type="tinyc_conv_update_params_t", bwd_params=geom, out_channels=out_c, w_scale=scales,
+            taps=fh * fw * fic, pixels=n * h * wd, in_c=fic, residuals_per_sel=out_c * fh * fw,
+            scratch_per_sel=fh * fw, scratch_fixed=0, macs_input=macs, macs_update=macs)
+        return tm.weighted_backward(op, g, ctx, fam, self.weights(op, g))
 
     def _lower_1x1(self, op: Op, params: dict, bias: Any) -> KernelCall:
         """The pointwise kernel: the input offset folded into the bias, a plain int8 dot product."""

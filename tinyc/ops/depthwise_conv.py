@@ -27,7 +27,8 @@ import numpy as np
 
 from tinyc.ir import Graph, Op
 from tinyc.ops import _conv_math as cm
-from tinyc.ops.base import Arg, InPlace, KernelCall, unsupported
+from tinyc.ops import _train_math as tm
+from tinyc.ops.base import Arg, Backward, GradContext, InPlace, KernelCall, Weights, unsupported
 from tinyc.ops.registry import register
 
 KIND = "DEPTHWISE_CONV_2D"
@@ -50,8 +51,9 @@ class DepthwiseConv2D(cm.WindowConv):
                                      f"give the filter's {out_c} output channels")
         cm.check_shapes(op, g, KIND, fh, fw, out_c)
         bias = cm.bias_of(op, g)
-        cm.check_accumulator(op, g, KIND, w.data.reshape(fh * fw, out_c).T,
-                             g.t(bias).data if bias is not None else None)
+        if not op.attrs.get("trained"):  # trained: the update bounds the bias instead (tm.bias_limit)
+            cm.check_accumulator(op, g, KIND, w.data.reshape(fh * fw, out_c).T,
+                                 g.t(bias).data if bias is not None else None)
 
     def macs(self, op: Op, g: Graph) -> int:
         w, y = g.t(op.inputs[1]), g.t(op.outputs[0])
@@ -59,6 +61,32 @@ class DepthwiseConv2D(cm.WindowConv):
 
     def lower(self, op: Op, g: Graph) -> KernelCall:
         return self._call(op, g, channels=False)
+
+    def weights(self, op: Op, g: Graph) -> Weights | None:
+        w, x = g.t(op.inputs[1]), g.t(op.inputs[0])
+        per_out = tm.weight_norms(w.data, 3)
+        return Weights(weight=op.inputs[1], bias=cm.bias_of(op, g), in_channels=x.shape[3],
+                       channel_norms=per_out.reshape(x.shape[3], -1).sum(axis=1))
+
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        x, w = g.t(op.inputs[0]), g.t(op.inputs[1])
+        _, fh, fw, out_c = w.shape
+        n, h, wd, c = x.shape
+        dm = op.attrs["depth_multiplier"]
+        wh, ww = cm.windows(op, g, fh, fw)
+        geom = dict(batches=n, in_h=h, in_w=wd, in_c=c, out_h=wh.out_size, out_w=ww.out_size, out_c=out_c,
+                    filter_h=fh, filter_w=fw, filter_in_c=1, depth_multiplier=dm,
+                    stride_h=wh.stride, stride_w=ww.stride, dilation_h=wh.dilation, dilation_w=ww.dilation,
+                    pad_top=wh.pad_before, pad_left=ww.pad_before)
+        scales = np.array(w.quant.scale if w.quant.per_channel else w.quant.scale[:1] * out_c, dtype=np.float64)
+        macs = self.macs(op, g)
+        fam = tm.WeightedFamily(
+            header="tinyc/train_conv.h", source="train_conv.c", backward_input="tinyc_depthwise_backward_input_f32",
+            update="tinyc_depthwise_update", bwd_type="tinyc_conv_bwd_params_t",
+            update_type="tinyc_conv_update_params_t", bwd_params=geom, out_channels=out_c, w_scale=scales,
+            taps=fh * fw, pixels=n * h * wd, in_c=c, residuals_per_sel=dm * fh * fw,
+            scratch_per_sel=0, scratch_fixed=fh * fw, macs_input=macs, macs_update=macs)
+        return tm.weighted_backward(op, g, ctx, fam, self.weights(op, g))
 
     def in_place(self, op: Op, g: Graph) -> InPlace | None:
         """Depth multiplier 1: the channel-by-channel kernel, output over the input's first byte."""
@@ -89,7 +117,7 @@ class DepthwiseConv2D(cm.WindowConv):
             # windows inside the input skip the per-tap offset (depth multiplier 1 only)
             folded_bias=_or_null(cm.folded_bias(w.data.reshape(fh * fw, out_c).T,
                                                 g.t(bias).data if bias is not None else None, -x.quant.zp)
-                                 if dm == 1 else None),
+                                 if dm == 1 and not op.attrs.get("trained") else None),
         )
         how = " in place, channel by channel" if channels else ""
         comment = (f"DEPTHWISE_CONV_2D{how} {fh}x{fw} stride {wh.stride}x{ww.stride} dilation "

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyc.ir import Graph, Op, Tensor
-from tinyc.ops.base import (Arg, KernelCall, OpSupport, OverlapSpec, SpatialWindow, elementwise_overlap,
+from tinyc.ops.base import (Arg, Backward, GradContext, KernelCall, OpSupport, OverlapSpec, SpatialWindow, elementwise_overlap,
                              pointwise_spatial, unsupported)
+from tinyc.ops import _train_math as tm
 from tinyc.ops.registry import register
 from tinyc.quant import activation_range, quantize_multiplier, quantize_multiplier_smaller_than_one_exp
 
@@ -236,6 +237,27 @@ class _AddSub(_Binary):
 class Add(_AddSub):
     subtract = False
 
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        """d(x_k) = d(y) (after the fused activation's mask), summed over broadcast axes."""
+        y = g.t(op.outputs[0])
+        saves, ops, dz = tm.activation_mask(op, g, ctx, op.outputs[0], _activation(op))
+        grads: dict[int, str] = {}
+        for k, name in enumerate(op.inputs[:2]):
+            if not (k < len(ctx.want) and ctx.want[k]):
+                continue
+            x = g.t(name)
+            if tuple(x.shape) == tuple(y.shape):
+                grads[k] = dz
+                continue
+            dx = ctx.new_tensor(f"dx{op.index}_{k}", x.shape, "float32")
+            params = dict(out_shape=tm.dims4(y.shape), in_shape=tm.dims4(x.shape), other_shape=(1, 1, 1, 1),
+                          other_scale=np.float32(0.0), other_zp=0)
+            ops.append(tm.grad_step(op, "tinyc_add_backward_f32", "tinyc/train_elementwise.h", "train_elementwise.c",
+                                    "tinyc_broadcast_bwd_params_t", params, (Arg("in", dz), Arg("out", dx)),
+                                    f"d(input {k}) summed over broadcast axes"))
+            grads[k] = dx
+        return Backward(saves=tuple(saves), ops=tuple(ops), grads=grads)
+
     def fold_int(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a + b
 
@@ -252,6 +274,27 @@ class Sub(_AddSub):
 class Mul(_Binary):
     def fold_int(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a * b
+
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        """d(x1) = d(y) * x2 and d(x2) = d(y) * x1 (the saved int8 inputs), summed over broadcast axes."""
+        y = g.t(op.outputs[0])
+        saves, ops, dz = tm.activation_mask(op, g, ctx, op.outputs[0], _activation(op))
+        grads: dict[int, str] = {}
+        for k, name in enumerate(op.inputs[:2]):
+            if not (k < len(ctx.want) and ctx.want[k]):
+                continue
+            x, other = g.t(name), g.t(op.inputs[1 - k])
+            if other.quant is None or other.quant.per_channel:
+                raise unsupported(op, g, "no MUL backward for a per-channel quantized operand")
+            dx = ctx.new_tensor(f"dx{op.index}_{k}", x.shape, "float32")
+            params = dict(out_shape=tm.dims4(y.shape), in_shape=tm.dims4(x.shape), other_shape=tm.dims4(other.shape),
+                          other_scale=np.float32(other.quant.s), other_zp=int(other.quant.zp))
+            ops.append(tm.grad_step(op, "tinyc_mul_backward_f32", "tinyc/train_elementwise.h", "train_elementwise.c",
+                                    "tinyc_broadcast_bwd_params_t", params,
+                                    (Arg("in", dz), Arg("const" if other.is_const else "in", other.name),
+                                     Arg("out", dx)), f"d(input {k})", macs=y.size))
+            grads[k] = dx
+        return Backward(saves=tuple(saves), ops=tuple(ops), grads=grads)
 
     def lower(self, op: Op, g: Graph) -> KernelCall:
         x1, x2, y = (g.t(n) for n in (*op.inputs, op.outputs[0]))

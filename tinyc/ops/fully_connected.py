@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.ir import Graph, Op, Tensor
-from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported
+from tinyc.ops.base import Arg, Backward, GradContext, KernelCall, OpSupport, Weights, unsupported
+from tinyc.ops import _train_math as tm
 from tinyc.ops.registry import register
 from tinyc.quant import activation_range, INT32_MAX, quantize_multiplier, quantize_multiplier_array
 
@@ -108,7 +109,8 @@ class FullyConnected(OpSupport):
                 if not diff / y.quant.s <= 0.02:
                     raise unsupported(op, g, f"{KIND} bias scale {bias_scale} is not input scale x weights "
                                              f"scale ({x.quant.s * w.quant.s}); TFLM refuses this model")
-        self._check_accumulator(op, g)
+        if not op.attrs.get("trained"):  # trained: the update bounds the bias instead (tm.bias_limit)
+            self._check_accumulator(op, g)
 
     def _check_accumulator(self, op: Op, g: Graph) -> None:
         """The int32 accumulator must not overflow (TFLM relies on it silently; tinyc proves it)."""
@@ -124,6 +126,27 @@ class FullyConnected(OpSupport):
         if int(bound.max(initial=0)) > INT32_MAX:
             raise unsupported(op, g, f"{KIND} int32 accumulator could overflow ({w.shape[1]} features "
                                      "with these weights and bias)")
+
+    def weights(self, op: Op, g: Graph) -> Weights | None:
+        w = g.t(op.inputs[1])
+        b = _bias(op, g)
+        return Weights(weight=op.inputs[1], bias=b.name if b is not None else None, in_channels=w.shape[1],
+                       channel_norms=tm.weight_norms(w.data, 1))
+
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        w = g.t(op.inputs[1])
+        batches, output_depth, accum_depth = _dims(op, g)
+        scales = np.array(w.quant.scale if w.quant.per_channel else w.quant.scale[:1] * output_depth,
+                          dtype=np.float64)
+        macs = self.macs(op, g)
+        fam = tm.WeightedFamily(
+            header="tinyc/train_fully_connected.h", source="train_fully_connected.c",
+            backward_input="tinyc_fc_backward_input_f32", update="tinyc_fc_update", bwd_type="tinyc_fc_bwd_params_t",
+            update_type="tinyc_fc_update_params_t",
+            bwd_params=dict(rows=batches, in_depth=accum_depth, out_depth=output_depth), out_channels=output_depth,
+            w_scale=scales, taps=accum_depth, pixels=batches, in_c=accum_depth, residuals_per_sel=output_depth,
+            scratch_per_sel=1, scratch_fixed=0, macs_input=macs, macs_update=macs)
+        return tm.weighted_backward(op, g, ctx, fam, self.weights(op, g))
 
     def macs(self, op: Op, g: Graph) -> int:
         batches, output_depth, accum_depth = _dims(op, g)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.ir import DTYPE_BYTES, Graph, Op, Tensor
-from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported
+from tinyc.ops import _train_math as tm
+from tinyc.ops.base import Arg, Backward, GradContext, KernelCall, OpSupport, unsupported
 from tinyc.ops.registry import register
 
 MAX_DIMS = 6  # TINYC_LAYOUT_MAX_DIMS
@@ -112,6 +113,9 @@ class View(OpSupport):
     def view_of(self, op: Op, g: Graph) -> str | None:
         return op.inputs[0]
 
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        return tm.identity_backward(op, g, ctx)
+
     def fold(self, op: Op, g: Graph) -> list[np.ndarray] | None:
         x = g.t(op.inputs[0])
         if x.data is None:
@@ -187,6 +191,24 @@ class Transpose(OpSupport):
         perm = [p + rank if p < 0 else p for p in self._perm(op, g) or []]
         s = _contiguous_strides(x.shape)
         return _strided_copy(op, g, [x.shape[p] for p in perm], [s[p] for p in perm], 0, f"perm {perm}")
+
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        """d(x) = d(y) transposed back (the inverse permutation)."""
+        if not (ctx.want and ctx.want[0]):
+            return Backward()
+        x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+        rank = len(x.shape)
+        if rank > 4:
+            raise unsupported(op, g, f"no TRANSPOSE backward for rank {rank} > 4")
+        perm = [p + rank if p < 0 else p for p in self._perm(op, g) or []]
+        inverse = [perm.index(k) for k in range(rank)]
+        lead = 4 - rank
+        perm4 = tuple(list(range(lead)) + [p + lead for p in inverse])
+        dx = ctx.new_tensor(f"dx{op.index}", x.shape, "float32")
+        step = tm.grad_step(op, "tinyc_transpose_f32", "tinyc/train_elementwise.h", "train_elementwise.c",
+                            "tinyc_transpose_f32_params_t", dict(in_shape=tm.dims4(y.shape), perm=perm4),
+                            (Arg("in", ctx.dy), Arg("out", dx)), "d(input)")
+        return Backward(ops=(step,), grads={0: dx})
 
 
 # ----------------------------------------------------------------------------- STRIDED_SLICE
@@ -295,6 +317,22 @@ class Pad(OpSupport):
         if v is None or len(v) % 2:
             return None
         return [(v[2 * i], v[2 * i + 1]) for i in range(len(v) // 2)]
+
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        """d(x) = the window of d(y) the input was copied to (a pad value gets no gradient)."""
+        if not (ctx.want and ctx.want[0]):
+            return Backward()
+        x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+        pads = self._paddings(op, g) or []
+        if len(x.shape) > 4:
+            raise unsupported(op, g, f"no PAD backward for rank {len(x.shape)} > 4")
+        before = tuple([0] * (4 - len(pads)) + [p[0] for p in pads])
+        dx = ctx.new_tensor(f"dx{op.index}", x.shape, "float32")
+        step = tm.grad_step(op, "tinyc_pad_backward_f32", "tinyc/train_elementwise.h", "train_elementwise.c",
+                            "tinyc_pad_bwd_params_t", dict(in_shape=tm.dims4(x.shape), out_shape=tm.dims4(y.shape),
+                                                           pad_before=before),
+                            (Arg("in", ctx.dy), Arg("out", dx)), "d(input)")
+        return Backward(ops=(step,), grads={0: dx})
 
     def _value(self, op: Op, g: Graph) -> np.ndarray:
         """The pad element as a 0-d array of the tensor dtype."""

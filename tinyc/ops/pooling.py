@@ -11,7 +11,8 @@ from __future__ import annotations
 from tinyc.ir import Graph, Op
 from typing import Any
 
-from tinyc.ops.base import Arg, KernelCall, OpSupport, OverlapSpec, SpatialWindow, unsupported, window_overlap
+from tinyc.ops import _train_math as tm
+from tinyc.ops.base import Arg, Backward, GradContext, KernelCall, OpSupport, OverlapSpec, SpatialWindow, unsupported, window_overlap
 from tinyc.ops.registry import register
 from tinyc.quant import activation_range
 
@@ -127,6 +128,18 @@ class _Pool(OpSupport):
 @register("AVERAGE_POOL_2D")
 class AveragePool2D(_Pool):
     c_function = "tinyc_avgpool_s8"
+
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        """Each input tap of a window gets d(y) / (the window's taps inside the input)."""
+        saves, ops, dz = tm.activation_mask(op, g, ctx, op.outputs[0], op.attrs.get("fused_activation_function", "NONE"))
+        if not (ctx.want and ctx.want[0]):
+            return Backward(saves=tuple(saves), ops=tuple(ops))
+        dx = ctx.new_tensor(f"dx{op.index}", g.t(op.inputs[0]).shape, "float32")
+        params = dict(self._geometry(op, g), act_min=-128, act_max=127)
+        ops.append(tm.grad_step(op, "tinyc_avgpool_backward_f32", "tinyc/train_pooling.h", "train_pooling.c",
+                                "tinyc_pool_params_t", params, (Arg("in", dz), Arg("out", dx)), "d(input)",
+                                macs=self.macs(op, g)))
+        return Backward(saves=tuple(saves), ops=tuple(ops), grads={0: dx})
 
 
 @register("MAX_POOL_2D")

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.ir import DTYPE_BYTES, Graph, Op, Tensor
-from tinyc.ops.base import (Arg, KernelCall, OpSupport, OverlapSpec, SpatialWindow, elementwise_overlap,
+from tinyc.ops import _train_math as tm
+from tinyc.ops.base import (Arg, Backward, GradContext, KernelCall, OpSupport, OverlapSpec, SpatialWindow, elementwise_overlap,
                              pointwise_spatial, unsupported)
 from tinyc.ops.registry import register
 from tinyc.quant import quantize_multiplier
@@ -61,6 +62,12 @@ def _elementwise(op: Op, g: Graph) -> OverlapSpec | None:
 
 @register("QUANTIZE")
 class Quantize(OpSupport):
+    def loss_head(self, op: Op, g: Graph) -> float | None:
+        return 1.0  # a change of scale or type: the arg-max and the loss see the same logits
+
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        return tm.identity_backward(op, g, ctx)
+
     def spatial(self, op: Op, g: Graph) -> SpatialWindow | None:
         return pointwise_spatial(op, g)
 
@@ -90,6 +97,12 @@ class Quantize(OpSupport):
 
 @register("DEQUANTIZE")
 class Dequantize(OpSupport):
+    def loss_head(self, op: Op, g: Graph) -> float | None:
+        return 1.0  # a change of scale or type: the arg-max and the loss see the same logits
+
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        return tm.identity_backward(op, g, ctx)
+
     def check(self, op: Op, g: Graph) -> None:
         if op.inputs and op.inputs[0] is not None and g.t(op.inputs[0]).is_const:
             if self.fold(op, g) is not None:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyc.ir import Graph, Op, Tensor
-from tinyc.ops.base import Arg, KernelCall, OpSupport, unsupported
+from tinyc.ops import _train_math as tm
+from tinyc.ops.base import Arg, Backward, GradContext, KernelCall, OpSupport, unsupported
 from tinyc.ops.registry import register
 from tinyc.quant import quantize_multiplier
 
@@ -150,6 +151,22 @@ class _Reduce(OpSupport):
 @register("MEAN")
 class Mean(_Reduce):
     is_sum = False
+
+    def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
+        """Every element averaged gets d(y) of its output / the count."""
+        if not (ctx.want and ctx.want[0]):
+            return Backward()
+        x = g.t(op.inputs[0])
+        axes = resolve_axes(g.t(op.inputs[1]).data, len(x.shape)) or ()
+        if len(x.shape) > 4:
+            raise unsupported(op, g, f"no MEAN backward for rank {len(x.shape)} > 4")
+        lead = 4 - len(x.shape)
+        reduce = tuple(1 if (a - lead) in axes else 0 for a in range(4))
+        dx = ctx.new_tensor(f"dx{op.index}", x.shape, "float32")
+        step = tm.grad_step(op, "tinyc_mean_backward_f32", "tinyc/train_pooling.h", "train_pooling.c",
+                            "tinyc_mean_bwd_params_t", dict(in_shape=tm.dims4(x.shape), reduce=reduce),
+                            (Arg("in", ctx.dy), Arg("out", dx)), "d(input)", macs=x.size)
+        return Backward(ops=(step,), grads={0: dx})
 
 
 @register("SUM")

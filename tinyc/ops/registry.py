@@ -13,7 +13,7 @@ _loaded = False
 #: every op family module; importing one registers its ops
 FAMILIES = (
     "conv", "depthwise_conv", "fully_connected", "elementwise", "activations", "quantize",
-    "pooling", "reduce", "softmax", "layout", "resize", "copy_box",
+    "pooling", "reduce", "softmax", "layout", "resize", "copy_box", "kernel",
 )
 
 #: kinds tinyc adds itself (never in a model, never listed as supported)

@@ -27,6 +27,10 @@ def _scaling(op: Op, g: Graph) -> tuple[int, int] | None:
 
 @register("SOFTMAX")
 class Softmax(OpSupport):
+    def loss_head(self, op: Op, g: Graph) -> float | None:
+        """Training's loss is softmax cross-entropy on this op's input, with its beta."""
+        return float(op.attrs.get("beta", 1.0))
+
     def check(self, op: Op, g: Graph) -> None:
         if len(op.inputs) != 1 or op.inputs[0] is None or len(op.outputs) != 1:
             raise unsupported(op, g, f"{KIND} needs one input and one output")

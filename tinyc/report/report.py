@@ -180,7 +180,8 @@ class CompiledSizes:
     static_data: int  # .data + .bss outside the arena
 
 
-def cross_compile_sizes(c: Compiled, cpu: str, fpu: str | None, float_abi: str | None) -> CompiledSizes | None:
+def cross_compile_sizes(c: Compiled, cpu: str, fpu: str | None, float_abi: str | None,
+                        entry: str = "invoke") -> CompiledSizes | None:
     """Sizes of the model and its kernels as the board's compiler builds them (arm-none-eabi-gcc
     objects and their call graph); None when the toolchain is missing. Static data is read off the
     objects rather than assumed to be zero, so a kernel that grows a table shows up in the peak."""
@@ -189,7 +190,7 @@ def cross_compile_sizes(c: Compiled, cpu: str, fpu: str | None, float_abi: str |
     with tempfile.TemporaryDirectory(prefix="tinyc-size") as td:
         d = Path(td)
         c.write(d)
-        flags = [f"-mcpu={cpu}", "-mthumb", "-O2", "-std=c99", "-ffunction-sections", "-fdata-sections",
+        flags = [f"-mcpu={cpu}", "-mthumb", "-O2", "-std=c99", "-ffp-contract=off", "-ffunction-sections", "-fdata-sections",
                  "-fcallgraph-info=su", "-Iruntime/include", "-I."]
         if fpu and fpu != "none":
             flags += [f"-mfpu={fpu}", f"-mfloat-abi={float_abi or 'hard'}"]
@@ -211,7 +212,7 @@ def cross_compile_sizes(c: Compiled, cpu: str, fpu: str | None, float_abi: str |
                 text += int(m.group(3))
             elif not own.match(m.group(1)):
                 data += int(m.group(3))
-        stack = CallGraph.read(sorted(d.glob("*.ci"))).worst(f"{c.program.prefix}_invoke")
+        stack = CallGraph.read(sorted(d.glob("*.ci"))).worst(f"{c.program.prefix}_{entry}")
         return CompiledSizes(code=text, stack=stack, static_data=data)
 
 

@@ -1,0 +1,1 @@
+"""On-device training: backward graphs, sparse updates, training data and exporting trained weights."""

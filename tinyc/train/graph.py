@@ -1,0 +1,221 @@
+"""The training step as one IR graph: forward to the logits, the loss, and the backward pass.
+
+    forward ops (the inference kernels; trained ops marked attrs["trained"])
+      + right after each, what its backward needs kept (1-bit activation masks, the trained
+        input channels)
+    softmax cross-entropy on the logits (label in, loss and prediction out)
+    backward ops in reverse forward order, each op's from its own module's `backward` facet:
+      input gradients, then at once the update of that op's parameters (reordering: a weight
+      gradient exists one output channel at a time, never whole)
+
+Gradients are derived only where an updated parameter lies upstream (dead-code elimination at
+compile time: nothing below the deepest updated layer runs backward, and an op there needs no
+backward facet). The result is an ordinary Graph, so the memory planner gives every saved
+activation, mask and gradient its lifetime and place in the one arena.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tinyc.errors import BadInput, UnsupportedError
+from tinyc.ir import Graph, Op, Tensor
+from tinyc.ops.base import Arg, GradContext, KernelCall, ParamUpdate, elementwise_overlap
+from tinyc.ops.kernel import kernel_op
+from tinyc.ops.registry import lookup
+from tinyc.train.scheme import Scheme, resolve, weighted_ops
+
+
+@dataclass(frozen=True)
+class TrainGraph:
+    graph: Graph  # the whole training step
+    forward: Graph  # the inference graph, trained ops marked (invoke() runs it with the trained parameters)
+    logits: str
+    beta: float
+    label: str
+    loss: str
+    pred: str
+    classifier: Op
+    convs: tuple[Op, ...]  # weighted ops before the classifier, in forward order (TTE's conv positions)
+    updates: dict[int, ParamUpdate]  # forward op index -> what it trains
+    trained: frozenset[str]  # parameter tensors kept in SRAM and updated
+    states: dict[str, tuple[str, int]]  # training state buffers: name -> (C type, count)
+    scheme: Scheme
+
+
+def find_logits(g: Graph) -> tuple[str, float, Op]:
+    """The classifier's output: model output 0 walked back through the ops that only turn logits
+    into probabilities or change their type (each op module's `loss_head`)."""
+    if not g.outputs:
+        raise BadInput("the model has no output to train")
+    producers = {g.storage(o): op for op in g.ops for o in op.outputs}
+    name, beta = g.outputs[0], 1.0
+    for _ in range(len(g.ops) + 1):
+        op = producers.get(g.storage(name))
+        if op is None:
+            raise BadInput("the model's output is not computed by any layer: nothing to train")
+        mod = lookup(op.kind)
+        head = mod.loss_head(op, g) if mod is not None else None
+        if head is None:
+            if mod is None or mod.weights(op, g) is None:
+                raise BadInput(f"the model's output comes from {op.label}, not from a classifier "
+                               "(FULLY_CONNECTED or CONV_2D): tinyc trains classifiers")
+            return name, beta, op
+        beta *= head
+        name = op.inputs[0]
+    raise BadInput("cannot find the classifier's output")
+
+
+def mark_trained(g: Graph, updates: dict[int, ParamUpdate]) -> Graph:
+    """The ops whose parameters change: their lowering must not fold anything from the weights at
+    compile time (tinyc/ops/conv.py, depthwise_conv.py, fully_connected.py read attrs["trained"])."""
+    ops = tuple(dataclasses.replace(op, attrs={**op.attrs, "trained": True}) if op.index in updates else op
+                for op in g.ops)
+    return g.replace(ops=ops)
+
+
+def build(g: Graph, scheme: Scheme, qas: bool = True, momentum: bool = False) -> TrainGraph:
+    logits, beta, classifier = find_logits(g)
+    producers = {g.storage(o): op for op in g.ops for o in op.outputs}
+    needed: set[int] = set()
+    stack = [g.storage(logits)]
+    while stack:
+        op = producers.get(stack.pop())
+        if op is None or id(op) in needed:
+            continue
+        needed.add(id(op))
+        stack.extend(g.storage(i) for i in op.inputs if i is not None and not g.t(i).is_const)
+    if len({op.index for op in g.ops}) != len(g.ops):
+        raise BadInput("the model's ops do not have distinct indices: cannot name the layers to train")
+    positions = [k for k, op in enumerate(g.ops) if id(op) in needed]
+    weighted = weighted_ops(g, tuple(g.ops[k] for k in positions))
+    convs = [op for op in weighted if op is not classifier]
+    updates = resolve(scheme, g, convs, classifier)
+    marked = mark_trained(g, updates)
+    fwd = [marked.ops[k] for k in positions]
+    by_index = {op.index: op for op in marked.ops}
+    classifier = by_index[classifier.index]
+    convs = [by_index[op.index] for op in convs]
+
+    tensors: dict[str, Tensor] = dict(marked.tensors)
+    live = marked.replace(tensors=tensors)  # the op modules see the tensors added so far
+    states: dict[str, tuple[str, int]] = {}
+
+    def new_tensor(hint: str, shape: tuple[int, ...], dtype: str) -> str:
+        name, k = f"train/{hint}", 1
+        while name in tensors:
+            k += 1
+            name = f"train/{hint}_{k}"
+        tensors[name] = Tensor(name=name, shape=tuple(int(s) for s in shape), dtype=dtype)
+        return name
+
+    def state(hint: str, ctype: str, count: int) -> str:
+        name, k = hint, 1
+        while name in states:
+            k += 1
+            name = f"{hint}_{k}"
+        states[name] = (ctype, count)
+        return name
+
+    # which tensors need a gradient: those an updated op lies upstream of
+    needs: set[str] = set()
+    active: set[int] = set()
+    for op in fwd:
+        if op.index in updates or any(i is not None and g.storage(i) in needs for i in op.inputs):
+            active.add(id(op))
+            needs.update(g.storage(o) for o in op.outputs)
+
+    x = tensors[logits]
+    if x.quant is None or x.dtype != "int8":
+        raise BadInput(f"the classifier's output {logits!r} is {x.dtype}; tinyc trains int8 classifiers")
+    label = new_tensor("label", (1,), "int32")
+    loss = new_tensor("loss", (1,), "float32")
+    pred = new_tensor("pred", (1,), "int32")
+    dlogits = new_tensor("dlogits", x.shape, "float32")
+    ce = KernelCall(function="tinyc_softmax_ce_s8", header="tinyc/train_loss.h", sources=("train_loss.c",),
+                    params_type="tinyc_softmax_ce_params_t",
+                    params=dict(classes=x.size, scale=np.float32(x.quant.s), zp=int(x.quant.zp), beta=np.float32(beta)),
+                    args=(Arg("in", logits), Arg("in", label), Arg("out", dlogits), Arg("out", loss), Arg("out", pred)),
+                    comment=f"softmax cross-entropy over {x.size} classes (beta {beta:g})")
+    loss_op = kernel_op(ce, classifier.index, "loss")
+
+    grad_of: dict[str, str] = {g.storage(logits): dlogits}
+    saves: dict[int, list[Op]] = {}
+    backward_ops: list[Op] = []
+    for op in reversed(fwd):
+        if id(op) not in active:
+            continue
+        dy = grad_of.get(g.storage(op.outputs[0]))
+        if dy is None:
+            continue  # its output does not reach the loss
+        want = tuple(i is not None and not g.t(i).is_const and g.storage(i) in needs for i in op.inputs)
+        ctx = GradContext(dy=dy, want=want, update=updates.get(op.index), qas=qas, momentum=momentum,
+                          new_tensor=new_tensor, state=state)
+        mod = lookup(op.kind)
+        try:
+            bw = mod.backward(op, live, ctx)
+        except UnsupportedError as e:
+            raise UnsupportedError(f"cannot train through {e} (it lies between the loss and an updated layer; "
+                                   "update only layers after it)") from None
+        saves[id(op)] = list(bw.saves)
+        backward_ops.extend(bw.ops)
+        for i, gname in bw.grads.items():
+            s = g.storage(op.inputs[i])
+            if s in grad_of:  # several consumers: the gradients add up
+                total = new_tensor(f"dsum{op.index}_{i}", tensors[s].shape, "float32")
+                n = tensors[s].size
+                add = KernelCall(function="tinyc_grad_add_f32", header="tinyc/train_elementwise.h",
+                                 sources=("train_elementwise.c",), params_type="tinyc_size_params_t",
+                                 params=dict(n=n), args=(Arg("in", grad_of[s]), Arg("in", gname), Arg("out", total)),
+                                 comment=f"gradient of {s} summed over its consumers")
+                backward_ops.append(kernel_op(add, op.index, "sum of gradients",
+                                              overlap=elementwise_overlap(4, 4, n)))
+                grad_of[s] = total
+            else:
+                grad_of[s] = gname
+    ops: list[Op] = []
+    for op in fwd:
+        ops.append(op)
+        ops.extend(saves.get(id(op), ()))
+    ops.append(loss_op)
+    ops.extend(backward_ops)
+    trained: set[str] = set()
+    for op in fwd:
+        up = updates.get(op.index)
+        if up is None:
+            continue
+        w = lookup(op.kind).weights(op, g)
+        if up.channels:
+            trained.add(w.weight)
+        if up.bias and w.bias is not None:
+            trained.add(w.bias)
+    tg = Graph(name=g.name + "_train", tensors=dict(tensors), ops=tuple(ops), inputs=tuple(g.inputs) + (label,),
+               outputs=(loss, pred), aliases=dict(g.aliases), alias_offsets=dict(g.alias_offsets))
+    tg.lint()
+    return TrainGraph(graph=tg, forward=marked, logits=logits, beta=beta, label=label, loss=loss, pred=pred,
+                      classifier=classifier, convs=tuple(convs), updates=updates, trained=frozenset(trained),
+                      states=states, scheme=scheme)
+
+
+def conv_layers(g: Graph) -> tuple[list[Op], Op]:
+    """The weighted ops before the classifier (TTE's conv positions) and the classifier."""
+    logits, _, classifier = find_logits(g)
+    convs = [op for op in weighted_ops(g) if op is not classifier]
+    return convs, classifier
+
+
+def describe_updates(tg: TrainGraph) -> list[dict[str, Any]]:
+    """Per updated op: what it trains (for the report and --json)."""
+    out = []
+    for op in [*tg.convs, tg.classifier]:
+        up = tg.updates.get(op.index)
+        if up is None:
+            continue
+        w = lookup(op.kind).weights(op, tg.forward)
+        out.append({"op": op.index, "kind": op.kind, "bias": bool(up.bias and w.bias is not None),
+                    "channels": len(up.channels), "of_channels": w.in_channels})
+    return out
