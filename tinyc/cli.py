@@ -155,7 +155,7 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands that live with their stage (boards/build/flash in target/, report, validate)."""
     found = []
     for mod, fn in (("tinyc.target.commands", "add_commands"), ("tinyc.report.commands", "add_commands"),
-                    ("tinyc.validate.commands", "add_commands")):
+                    ("tinyc.validate.commands", "add_commands"), ("tinyc.train.commands", "add_commands")):
         try:
             m = __import__(mod, fromlist=[fn])
         except ImportError:
