@@ -1,0 +1,140 @@
+"""Training steps for the shared classifiers: every plan verified, small models stepped under
+ASan/UBSan, update schemes, the exported model bit-exact between tinyc and TFLM, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.paths import DATA, MODELS
+from tinyc.compiler import Options
+from tinyc.errors import BadInput, UnsupportedError
+from tinyc.train.compile import TrainOptions, compile_training
+from tinyc.train.host import HostTrainer
+from tinyc.train.session import export_trained
+
+CLASSIFIERS = ["mlperf_tiny/vww_96_int8.tflite", "mlperf_tiny/kws_ref_model.tflite",
+               "mlperf_tiny/pretrainedResnet_quant.tflite", "tflm/person_detect.tflite",
+               "tflm/person_detect_qdimfix.tflite", "tflm/micro_speech_quantized.tflite", "hanlab/vww.tflite",
+               "hanlab/mcunet-320kb-1mb_imagenet.tflite", "hanlab/mcunetv2_large.tflite",
+               "wake_vision/wv_quality_mcunet-320kb-1mb_vww.tflite", "wake_vision/wv_quality_mobilenetv2.tflite"]
+SMALL = {"mlperf_tiny/vww_96_int8.tflite", "mlperf_tiny/kws_ref_model.tflite", "tflm/micro_speech_quantized.tflite",
+         "mlperf_tiny/pretrainedResnet_quant.tflite"}
+
+
+def _model(name: str) -> Path:
+    p = MODELS / name
+    if not p.is_file():
+        pytest.skip(f"shared model {name} not found")
+    return p
+
+
+def _random_inputs(tc, n: int, seed: int = 0) -> np.ndarray:
+    g = tc.compiled.graph
+    t = g.t(g.inputs[0])
+    rng = np.random.default_rng(seed)
+    if t.dtype == "float32":
+        return rng.uniform(-1, 1, size=(n, *t.shape)).astype(np.float32)
+    lo, hi = (0, 256) if t.dtype == "uint8" else (-128, 128)
+    return rng.integers(lo, hi, size=(n, *t.shape)).astype(t.dtype)
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_every_classifier_compiles_a_training_step(name: str, tmp_path: Path) -> None:
+    path = _model(name)
+    opts = Options(input_type="int8") if name.startswith("hanlab") else Options()
+    sparse = tmp_path / "scheme.toml"
+    sparse.write_text("n_bias_update = 1\nmanual_weight_idx = [0]\nweight_update_ratio = [0.25]\n")
+    figures = {}
+    for update in ("full", "bias", "classifier", "last:1", "auto", f"sparse:{sparse}"):
+        tc = compile_training(path, TrainOptions(update=update, classes=5), opts, search_seconds=0)
+        figures[update] = tc.memory.sram
+        assert tc.classes == 5
+        assert tc.plan.arena_bytes >= tc.plan.lower_bound_bytes  # the plan passed the verifier
+    assert figures["full"] > figures["auto"] > 0
+    assert figures["classifier"] <= figures["last:1"]
+    if name in SMALL:  # a few steps of every scheme's C under the sanitizers
+        for update in ("full", "bias", f"sparse:{sparse}"):
+            tc = compile_training(path, TrainOptions(update=update, classes=5), opts, search_seconds=0)
+            tr = HostTrainer(tc, sanitize=True, workdir=tmp_path / update.replace(":", "_").replace("/", "_")[:40])
+            log = tr.train([_random_inputs(tc, 3)], np.array([0, 3, 4]), lr=0.05)
+            assert np.all(np.isfinite(log.losses))
+
+
+def test_training_changes_what_the_scheme_trains_and_nothing_else(tmp_path: Path) -> None:
+    path = _model("mlperf_tiny/vww_96_int8.tflite")
+    tc = compile_training(path, TrainOptions(update="last:2"), search_seconds=0)
+    tr = HostTrainer(tc, workdir=tmp_path / "b")
+    before = tr.parameters()
+    tr.train([_random_inputs(tc, 8)], np.arange(8) % 2, lr=0.05)
+    after = tr.parameters()
+    assert set(before) == set(tc.train.trained)
+    assert any(not np.array_equal(before[k], after[k]) for k in before)
+    frozen = [n for n, t in tc.compiled.graph.tensors.items() if t.is_const and n not in tc.train.trained]
+    assert frozen  # frozen weights stay const in flash: not in the training state at all
+
+
+def test_exported_model_is_bit_exact_between_tinyc_and_tflm(tmp_path: Path) -> None:
+    from tinyc.api import run_on_host
+    from tinyc.validate.reference import run_tflm
+
+    path = _model("mlperf_tiny/vww_96_int8.tflite")
+    tc = compile_training(path, TrainOptions(update="last:3", classes=10), search_seconds=0)
+    tr = HostTrainer(tc, workdir=tmp_path / "b")
+    x = _random_inputs(tc, 24, seed=3)
+    tr.train([x], np.arange(24) % 10, lr=0.1)
+    trained = tr.evaluate([x[:6]])
+    out = export_trained(tc, path.read_bytes(), tr)
+    exported = tmp_path / "trained.tflite"
+    exported.write_bytes(out)
+    ref = run_tflm(out, [x[:6]])[0]
+    ours = run_on_host(out, [x[:6]])[0]
+    assert ref.shape == (6, 1, 10)
+    assert np.array_equal(ref, ours)  # tinyc on the exported model == TFLM
+    assert np.array_equal(ref.reshape(trained.shape), trained)  # == the trained program's own invoke()
+
+
+def test_scheme_errors_are_clear(tmp_path: Path) -> None:
+    path = _model("mlperf_tiny/vww_96_int8.tflite")
+    bad = tmp_path / "s.json"
+    for text, msg in (('{"manual_weight_idx": [99]}', "outside"), ('{"n_bias_update": -1}', "outside"),
+                      ('{"manual_weight_idx": [1], "weight_update_ratio": [2]}', "(0, 1]"),
+                      ('{"bogus": 1}', "unknown key"), ("not json {", "not valid")):
+        bad.write_text(text)
+        with pytest.raises(BadInput, match=msg if msg[0] != "(" else r"\(0, 1\]"):
+            compile_training(path, TrainOptions(update=f"sparse:{bad}"), search_seconds=0)
+    for spec in ("last:0", "last:x", "everything", f"sparse:{tmp_path / 'missing.toml'}"):
+        with pytest.raises(BadInput):
+            compile_training(path, TrainOptions(update=spec), search_seconds=0)
+
+
+def test_an_op_without_backward_on_the_path_is_named() -> None:
+    path = _model("hanlab/detection.tflite")
+    with pytest.raises((UnsupportedError, BadInput)) as e:
+        compile_training(path, TrainOptions(update="full"), Options(input_type="int8"), search_seconds=0)
+    assert "op #" in str(e.value)
+
+
+def test_cli_train_json_and_no_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from tinyc.cli import main
+
+    path = _model("mlperf_tiny/vww_96_int8.tflite")
+    data = DATA / "cifar10" / "test"
+    if not data.is_dir():
+        pytest.skip("cifar10 data not found")
+    out = tmp_path / "trained.tflite"
+    rc = main(["train", str(path), "--data", str(data), "-n", "40", "--epochs", "1", "--update", "bias",
+               "-o", str(out), "--json"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    for key in ("scheme", "peak_sram_bytes", "accuracy_before", "accuracy_after", "steps"):
+        assert key in doc
+    assert doc["steps"] == 40 and doc["scheme"]["n_bias_update"] > 0 and out.is_file()
+    size = out.stat().st_size
+    rc = main(["train", str(path), "--data", str(data), "-n", "10", "--epochs", "1", "-o", str(out)])
+    assert rc == 2 and out.stat().st_size == size  # never overwrites without --force
+    assert "exists" in capsys.readouterr().err
+    assert main(["train", str(path), "--data", str(tmp_path / "nowhere")]) == 2
