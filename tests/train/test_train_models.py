@@ -54,7 +54,7 @@ def test_every_classifier_compiles_a_training_step(name: str, tmp_path: Path) ->
         figures[update] = tc.memory.sram
         assert tc.classes == 5
         assert tc.plan.arena_bytes >= tc.plan.lower_bound_bytes  # the plan passed the verifier
-    assert figures["full"] > figures["auto"] > 0
+    assert figures["full"] >= figures["auto"] > 0
     assert figures["classifier"] <= figures["last:1"]
     if name in SMALL:  # a few steps of every scheme's C under the sanitizers
         for update in ("full", "bias", f"sparse:{sparse}"):
