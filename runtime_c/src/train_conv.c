@@ -140,7 +140,7 @@ void tinyc_depthwise_backward_input_f32(const tinyc_conv_bwd_params_t *p, const 
 static void tinyc_tconv_bias_step(const tinyc_conv_update_params_t *p, const tinyc_sgd_t *sgd, int32_t oc, float gb,
                                   int32_t *bias, int16_t *b_res, float *b_mom) {
   TINYC_GRAD_HOOK(p->layer, 1, oc, gb);
-  bias[oc] = tinyc_sgd_step(sgd, gb, p->b_step_inv[oc], bias[oc], &b_res[oc], b_mom != NULL ? &b_mom[oc] : NULL,
+  bias[oc] = tinyc_sgd_step(sgd, gb, p->b_step_inv[oc], bias[oc], b_res != NULL ? &b_res[oc] : NULL, b_mom != NULL ? &b_mom[oc] : NULL,
                             -p->b_limit, p->b_limit);
 }
 
@@ -197,7 +197,7 @@ void tinyc_conv2d_update(const tinyc_conv_update_params_t *p, const tinyc_sgd_t 
           const int32_t wi = (oc * taps + t) * g->filter_in_c + (int32_t)p->sel[s]; /* in w */
           const float gr = p->x_scale * scratch[i];
           TINYC_GRAD_HOOK(p->layer, 0, wi, gr);
-          w[wi] = (int8_t)tinyc_sgd_step(sgd, gr, step_inv, w[wi], &w_res[ci], w_mom != NULL ? &w_mom[ci] : NULL,
+          w[wi] = (int8_t)tinyc_sgd_step(sgd, gr, step_inv, w[wi], w_res != NULL ? &w_res[ci] : NULL, w_mom != NULL ? &w_mom[ci] : NULL,
                                          -127, 127);
         }
       }
@@ -266,7 +266,7 @@ void tinyc_depthwise_update(const tinyc_conv_update_params_t *p, const tinyc_sgd
         const int32_t wi = t * g->out_c + oc;
         const float gr = p->x_scale * scratch[t];
         TINYC_GRAD_HOOK(p->layer, 0, wi, gr);
-        w[wi] = (int8_t)tinyc_sgd_step(sgd, gr, step_inv, w[wi], &w_res[base + t],
+        w[wi] = (int8_t)tinyc_sgd_step(sgd, gr, step_inv, w[wi], w_res != NULL ? &w_res[base + t] : NULL,
                                        w_mom != NULL ? &w_mom[base + t] : NULL, -127, 127);
       }
     }

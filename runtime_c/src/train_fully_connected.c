@@ -71,13 +71,13 @@ void tinyc_fc_update(const tinyc_fc_update_params_t *p, const tinyc_sgd_t *sgd, 
         const int32_t wi = o * p->g.in_depth + (int32_t)p->sel[s]; /* in w */
         const float gr = p->x_scale * scratch[s];
         TINYC_GRAD_HOOK(p->layer, 0, wi, gr);
-        w[wi] = (int8_t)tinyc_sgd_step(sgd, gr, step_inv, w[wi], &w_res[ci], w_mom != NULL ? &w_mom[ci] : NULL,
+        w[wi] = (int8_t)tinyc_sgd_step(sgd, gr, step_inv, w[wi], w_res != NULL ? &w_res[ci] : NULL, w_mom != NULL ? &w_mom[ci] : NULL,
                                        -127, 127);
       }
     }
     if (train_bias) {
       TINYC_GRAD_HOOK(p->layer, 1, o, gb);
-      bias[o] = tinyc_sgd_step(sgd, gb, p->b_step_inv[o], bias[o], &b_res[o], b_mom != NULL ? &b_mom[o] : NULL,
+      bias[o] = tinyc_sgd_step(sgd, gb, p->b_step_inv[o], bias[o], b_res != NULL ? &b_res[o] : NULL, b_mom != NULL ? &b_mom[o] : NULL,
                                -p->b_limit, p->b_limit);
     }
   }

@@ -94,7 +94,7 @@ class FcUpd(C.Structure):
 
 
 class Sgd(C.Structure):
-    _fields_ = [("lr", f32), ("momentum", f32)]
+    _fields_ = [("lr", f32), ("momentum", f32), ("rng", C.POINTER(C.c_uint32))]
 
 
 class MaskP(C.Structure):
@@ -1095,3 +1095,20 @@ def test_compiles_for_cortex_m7_without_double_or_libm(tmp_path):
             undefined = set(subprocess.run([nm, "-u", str(obj)], capture_output=True, text=True,
                                            check=True).stdout.split()) - {"U"}
             assert undefined <= {"memset", "memcpy", "memmove"}, (src.name, undefined)
+
+
+def test_stochastic_rounding_is_unbiased_and_deterministic(lib) -> None:
+    """Without a residual buffer the update rounds stochastically: 1,000 updates of +0.3 step move
+    the integer by 300 within a few standard deviations, and the same seed gives the same walk."""
+    def walk(seed: int) -> list[int]:
+        state = C.c_uint32(seed)
+        sgd = Sgd(lr=1.0, momentum=0.0, rng=C.pointer(state))
+        q, out = 0, []
+        for _ in range(1000):
+            q = lib.test_sgd_step(C.byref(sgd), C.c_float(-0.3), C.c_float(1.0), q, None, None, -10**6, 10**6)
+            out.append(q)
+        return out
+    a, b = walk(0x9E3779B9), walk(0x9E3779B9)
+    assert a == b
+    assert abs(a[-1] - 300) <= 3 * (1000 * 0.21) ** 0.5
+    assert all(0 <= y - x <= 1 for x, y in zip([0] + a, a))  # each step moves by floor or ceil of 0.3

@@ -157,9 +157,10 @@ def weighted_backward(op: Op, g: Graph, ctx: GradContext, fam: WeightedFamily, w
 
     args = (Arg("sgd"), Arg("in", dz), Arg("in", x_sel) if sel else Arg("null"),
             Arg("param", weights.weight) if sel else Arg("null"),  # bias only: the weights are not touched
-            state("wres", "int16_t", n_w, bool(sel)), state("wmom", "float", n_w, bool(sel) and ctx.momentum),
+            state("wres", "int16_t", n_w, bool(sel) and ctx.residuals),
+            state("wmom", "float", n_w, bool(sel) and ctx.momentum),
             Arg("param", weights.bias) if train_bias else Arg("null"),  # a frozen bias is not touched
-            state("bres", "int16_t", fam.out_channels, train_bias),
+            state("bres", "int16_t", fam.out_channels, train_bias and ctx.residuals),
             state("bmom", "float", fam.out_channels, train_bias and ctx.momentum),
             Arg("scratch", nbytes=4 * (fam.scratch_fixed + fam.scratch_per_sel * len(sel)) if sel else 0))
     what = (f"{len(sel)} of {fam.in_c} input channels" if sel else "no weights") + (" + bias" if train_bias else "")

@@ -257,6 +257,11 @@ class OpSupport:
         None for every other op."""
         return None
 
+    def keeps_values(self, op: Op, g: Graph) -> bool:
+        """True when the output holds the input's real values, only re-typed or re-scaled
+        (QUANTIZE, DEQUANTIZE): a new classifier's logits scale carries over to it."""
+        return False
+
     def backward(self, op: Op, g: Graph, ctx: "GradContext") -> "Backward":
         """The backward of this op: the ops to save what it needs during the forward pass, the
         ops computing the gradients its inputs need and applying its parameter update. Ops without
@@ -307,6 +312,13 @@ class Weights:
     bias: str | None
     in_channels: int
     channel_norms: np.ndarray
+    #: per weight element, the input channel it belongs to (shaped like the weights)
+    element_channel: np.ndarray | None = None
+
+    def mask(self, channels: tuple[int, ...]) -> np.ndarray:
+        """1.0 where a weight element belongs to one of `channels`, else 0.0."""
+        assert self.element_channel is not None
+        return np.isin(self.element_channel, np.asarray(channels, dtype=np.int64)).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -324,8 +336,9 @@ class GradContext:
 
     dy: the float32 tensor holding d(loss)/d(output 0); want: per op input, whether its gradient is
     needed; update: what to train (None: nothing); qas: scale updates by the quantization steps
-    (QAS); momentum: keep momentum buffers; new_tensor(hint, shape, dtype) adds a tensor and
-    returns its name; state(hint, ctype, count) names a static training buffer."""
+    (QAS); momentum: keep momentum buffers; residuals: keep what rounding drops per trained
+    element (else the update rounds stochastically); new_tensor(hint, shape, dtype) adds a tensor
+    and returns its name; state(hint, ctype, count) names a static training buffer."""
 
     dy: str
     want: tuple[bool, ...]
@@ -334,6 +347,7 @@ class GradContext:
     momentum: bool
     new_tensor: Any
     state: Any
+    residuals: bool = True
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,8 @@ class Conv2D(cm.WindowConv):
     def weights(self, op: Op, g: Graph) -> Weights | None:
         w = g.t(op.inputs[1])
         return Weights(weight=op.inputs[1], bias=cm.bias_of(op, g), in_channels=w.shape[3],
-                       channel_norms=tm.weight_norms(w.data, 3))
+                       channel_norms=tm.weight_norms(w.data, 3),
+                       element_channel=np.broadcast_to(np.arange(w.shape[3]), w.shape))
 
     def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
         x, w = g.t(op.inputs[0]), g.t(op.inputs[1])

@@ -65,8 +65,10 @@ class DepthwiseConv2D(cm.WindowConv):
     def weights(self, op: Op, g: Graph) -> Weights | None:
         w, x = g.t(op.inputs[1]), g.t(op.inputs[0])
         per_out = tm.weight_norms(w.data, 3)
+        dm = w.shape[3] // x.shape[3]
         return Weights(weight=op.inputs[1], bias=cm.bias_of(op, g), in_channels=x.shape[3],
-                       channel_norms=per_out.reshape(x.shape[3], -1).sum(axis=1))
+                       channel_norms=per_out.reshape(x.shape[3], -1).sum(axis=1),
+                       element_channel=np.broadcast_to(np.arange(w.shape[3]) // dm, w.shape))
 
     def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
         x, w = g.t(op.inputs[0]), g.t(op.inputs[1])

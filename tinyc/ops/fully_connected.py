@@ -131,7 +131,8 @@ class FullyConnected(OpSupport):
         w = g.t(op.inputs[1])
         b = _bias(op, g)
         return Weights(weight=op.inputs[1], bias=b.name if b is not None else None, in_channels=w.shape[1],
-                       channel_norms=tm.weight_norms(w.data, 1))
+                       channel_norms=tm.weight_norms(w.data, 1),
+                       element_channel=np.broadcast_to(np.arange(w.shape[1]), w.shape))
 
     def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
         w = g.t(op.inputs[1])

@@ -65,6 +65,9 @@ class Quantize(OpSupport):
     def loss_head(self, op: Op, g: Graph) -> float | None:
         return 1.0  # a change of scale or type: the arg-max and the loss see the same logits
 
+    def keeps_values(self, op: Op, g: Graph) -> bool:
+        return True
+
     def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
         return tm.identity_backward(op, g, ctx)
 
@@ -99,6 +102,9 @@ class Quantize(OpSupport):
 class Dequantize(OpSupport):
     def loss_head(self, op: Op, g: Graph) -> float | None:
         return 1.0  # a change of scale or type: the arg-max and the loss see the same logits
+
+    def keeps_values(self, op: Op, g: Graph) -> bool:
+        return True
 
     def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
         return tm.identity_backward(op, g, ctx)

@@ -109,7 +109,8 @@ class _Change:
 
 
 def export_tflite(source: bytes, updates: Sequence[NewTensorData],
-                  reshape: Mapping[int, tuple[int, ...]] = {}) -> bytes:
+                  reshape: Mapping[int, tuple[int, ...]] = {},
+                  requantize: Mapping[int, tuple[float, int]] = {}) -> bytes:
     """The .tflite bytes of `source` with `updates` written in; `reshape` gives activations new shapes.
 
     Raises BadInput (one clear line) on a dtype or size that does not fit, a tensor that is not a
@@ -126,7 +127,7 @@ def export_tflite(source: bytes, updates: Sequence[NewTensorData],
         raise BadInput(f"corrupt or truncated TFLite flatbuffer ({type(e).__name__}: {e})") from e
     changes = _check_updates(infos, updates)
     shapes = _check_reshape(infos, changes, reshape)
-    structural = bool(shapes) or any(c.new_shape or c.new_quant for c in changes)
+    structural = bool(shapes) or bool(requantize) or any(c.new_shape or c.new_quant for c in changes)
     shared = [c for c in changes if _shared(c, changes, buffer_users)]
     if not structural and not shared:
         return _patch(src, changes)
@@ -134,7 +135,7 @@ def export_tflite(source: bytes, updates: Sequence[NewTensorData],
         raise BadInput(f"the model keeps {offset_buffers} buffer(s) outside the flatbuffer (the >2 GB "
                        f"layout); rebuilding it (new shapes, quantization or an unshared buffer) is not "
                        f"supported")
-    out = _rebuild(src, changes, shapes, {c.info.index for c in shared})
+    out = _rebuild(src, changes, shapes, {c.info.index for c in shared}, requantize)
     _check_result(src, out, changes, shapes)
     return out
 
@@ -325,7 +326,7 @@ def _schema() -> ModuleType:
 
 
 def _rebuild(src: bytes, changes: list[_Change], shapes: dict[int, tuple[int, ...]],
-             unshare: set[int]) -> bytes:
+             unshare: set[int], requantize: Mapping[int, tuple[float, int]] = {}) -> bytes:
     schema = _schema()
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(src, 0))
     for sg in model.subgraphs or []:
@@ -349,6 +350,14 @@ def _rebuild(src: bytes, changes: list[_Change], shapes: dict[int, tuple[int, ..
             t.quantization = q
     for i, shape in shapes.items():
         _set_shape(sg.tensors[i], shape)
+    for i, (scale, zp) in requantize.items():  # an activation's new per-tensor quantization (a new head's logits)
+        if not 0 <= i < len(sg.tensors):
+            raise BadInput(f"tensor index {i} is out of range (the model has {len(sg.tensors)} tensors)")
+        q = schema.QuantizationParametersT()
+        q.scale = np.array([scale], dtype=np.float32)
+        q.zeroPoint = np.array([zp], dtype=np.int64)
+        q.quantizedDimension = 0
+        sg.tensors[i].quantization = q
     new_shapes = {**{c.info.index: tuple(c.data.shape) for c in changes}, **shapes}
     _fix_reshape_ops(schema, model, sg, new_shapes, written)
     return _pack(schema, model)

@@ -45,6 +45,8 @@ class TrainGraph:
     trained: frozenset[str]  # parameter tensors kept in SRAM and updated
     states: dict[str, tuple[str, int]]  # training state buffers: name -> (C type, count)
     scheme: Scheme
+    active: frozenset[int]  # forward op indices that run a backward
+    patched: bool = False  # the forward runs its first stage patch by patch (MCUNetV2)
 
 
 def find_logits(g: Graph) -> tuple[str, float, Op]:
@@ -73,33 +75,44 @@ def find_logits(g: Graph) -> tuple[str, float, Op]:
 def mark_trained(g: Graph, updates: dict[int, ParamUpdate]) -> Graph:
     """The ops whose parameters change: their lowering must not fold anything from the weights at
     compile time (tinyc/ops/conv.py, depthwise_conv.py, fully_connected.py read attrs["trained"])."""
-    ops = tuple(dataclasses.replace(op, attrs={**op.attrs, "trained": True}) if op.index in updates else op
-                for op in g.ops)
+    ops = tuple(dataclasses.replace(op, attrs={**op.attrs, "trained": True})
+                if op.index in updates and "patch" not in op.attrs else op for op in g.ops)
     return g.replace(ops=ops)
 
 
-def build(g: Graph, scheme: Scheme, qas: bool = True, momentum: bool = False) -> TrainGraph:
+def build(g: Graph, scheme: Scheme, qas: bool = True, momentum: bool = False, residuals: bool = True,
+          layers: tuple[list[Op], dict[int, ParamUpdate]] | None = None) -> TrainGraph:
+    """The training step of g under `scheme`. layers: (the conv layers, the resolved updates) of
+    the unpatched model, when g is its patch-based schedule (whose patch stage repeats layers)."""
     logits, beta, classifier = find_logits(g)
-    producers = {g.storage(o): op for op in g.ops for o in op.outputs}
+    producers: dict[str, list[Op]] = {}  # several when patches each write a part of a tensor
+    for op in g.ops:
+        for o in op.outputs:
+            producers.setdefault(g.storage(o), []).append(op)
     needed: set[int] = set()
     stack = [g.storage(logits)]
     while stack:
-        op = producers.get(stack.pop())
-        if op is None or id(op) in needed:
-            continue
-        needed.add(id(op))
-        stack.extend(g.storage(i) for i in op.inputs if i is not None and not g.t(i).is_const)
-    if len({op.index for op in g.ops}) != len(g.ops):
+        for op in producers.get(stack.pop(), ()):
+            if id(op) in needed:
+                continue
+            needed.add(id(op))
+            stack.extend(g.storage(i) for i in op.inputs if i is not None and not g.t(i).is_const)
+    unpatched = [op for op in g.ops if "patch" not in op.attrs]
+    if len({op.index for op in unpatched}) != len(unpatched):
         raise BadInput("the model's ops do not have distinct indices: cannot name the layers to train")
     positions = [k for k, op in enumerate(g.ops) if id(op) in needed]
-    weighted = weighted_ops(g, tuple(g.ops[k] for k in positions))
-    convs = [op for op in weighted if op is not classifier]
-    updates = resolve(scheme, g, convs, classifier)
+    if layers is None:
+        weighted = weighted_ops(g, tuple(g.ops[k] for k in positions))
+        convs = [op for op in weighted if op is not classifier]
+        updates = resolve(scheme, g, convs, classifier)
+    else:
+        convs, updates = layers
+        convs = [op for op in convs]
     marked = mark_trained(g, updates)
     fwd = [marked.ops[k] for k in positions]
-    by_index = {op.index: op for op in marked.ops}
+    by_index = {op.index: op for op in marked.ops if "patch" not in op.attrs}
     classifier = by_index[classifier.index]
-    convs = [by_index[op.index] for op in convs]
+    convs = [by_index.get(op.index, op) for op in convs]
 
     tensors: dict[str, Tensor] = dict(marked.tensors)
     live = marked.replace(tensors=tensors)  # the op modules see the tensors added so far
@@ -125,7 +138,11 @@ def build(g: Graph, scheme: Scheme, qas: bool = True, momentum: bool = False) ->
     needs: set[str] = set()
     active: set[int] = set()
     for op in fwd:
-        if op.index in updates or any(i is not None and g.storage(i) in needs for i in op.inputs):
+        if ("patch" not in op.attrs and op.index in updates) or any(i is not None and g.storage(i) in needs
+                                                                     for i in op.inputs):
+            if "patch" in op.attrs:
+                raise BadInput(f"{op.label} runs patch by patch but lies on the gradient path: train only "
+                               "layers after the patch stage, or compile with --patch off")
             active.add(id(op))
             needs.update(g.storage(o) for o in op.outputs)
 
@@ -154,7 +171,7 @@ def build(g: Graph, scheme: Scheme, qas: bool = True, momentum: bool = False) ->
             continue  # its output does not reach the loss
         want = tuple(i is not None and not g.t(i).is_const and g.storage(i) in needs for i in op.inputs)
         ctx = GradContext(dy=dy, want=want, update=updates.get(op.index), qas=qas, momentum=momentum,
-                          new_tensor=new_tensor, state=state)
+                          new_tensor=new_tensor, state=state, residuals=residuals)
         mod = lookup(op.kind)
         try:
             bw = mod.backward(op, live, ctx)
@@ -198,7 +215,8 @@ def build(g: Graph, scheme: Scheme, qas: bool = True, momentum: bool = False) ->
     tg.lint()
     return TrainGraph(graph=tg, forward=marked, logits=logits, beta=beta, label=label, loss=loss, pred=pred,
                       classifier=classifier, convs=tuple(convs), updates=updates, trained=frozenset(trained),
-                      states=states, scheme=scheme)
+                      states=states, scheme=scheme, active=frozenset(op.index for op in fwd if id(op) in active),
+                      patched=any("patch" in op.attrs for op in fwd))
 
 
 def conv_layers(g: Graph) -> tuple[list[Op], Op]:
@@ -206,6 +224,22 @@ def conv_layers(g: Graph) -> tuple[list[Op], Op]:
     logits, _, classifier = find_logits(g)
     convs = [op for op in weighted_ops(g) if op is not classifier]
     return convs, classifier
+
+
+def update_masks(tg: TrainGraph) -> dict[str, np.ndarray]:
+    """Per trained parameter tensor, 1.0 on the elements the step updates (the float reference
+    fine-tune uses the same mask)."""
+    out: dict[str, np.ndarray] = {}
+    for op in [*tg.convs, tg.classifier]:
+        up = tg.updates.get(op.index)
+        if up is None:
+            continue
+        w = lookup(op.kind).weights(op, tg.forward)
+        if up.channels:
+            out[w.weight] = w.mask(up.channels)
+        if up.bias and w.bias is not None:
+            out[w.bias] = np.ones(tg.forward.t(w.bias).shape)
+    return out
 
 
 def describe_updates(tg: TrainGraph) -> list[dict[str, Any]]:

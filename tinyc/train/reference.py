@@ -727,3 +727,35 @@ class FloatNet:
         """From the OUTPUT y: 1 - y^2."""
         y = get(op.outputs[0])
         return {0: dy.reshape(y.shape) * (1.0 - y * y)}
+
+
+def float_finetune(net: FloatNet, masks: Mapping[str, np.ndarray], inputs: np.ndarray, labels: np.ndarray,
+                   order: np.ndarray, lr: float, progress: Callable[[int], None] | None = None) -> list[float]:
+    """The float baseline of a sparse update: plain SGD (batch 1) on net.params, in `order`,
+    changing only the elements `masks[name]` marks (1 where the compiled step trains: the same
+    update mask). inputs are real values of the single graph input, (N, *shape). Returns the loss
+    of every step. The forward is float throughout: what the same fine-tune would reach without
+    quantization, the bar the int8 training step is measured against."""
+    if len(net.input_names) != 1:
+        raise ValueError("float_finetune: one graph input only")
+    name = net.input_names[0]
+    losses = []
+    for k, i in enumerate(order):
+        values = net.forward({name: inputs[i]})
+        loss, grads = net.backward(values, int(labels[i]), list(masks))
+        for p, m in masks.items():
+            net.params[p] -= lr * grads[p] * m
+        losses.append(loss)
+        if progress is not None:
+            progress(k)
+    return losses
+
+
+def float_accuracy(net: FloatNet, inputs: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 of the float model's logits."""
+    name = net.input_names[0]
+    hits = 0
+    for x, y in zip(inputs, labels):
+        z = net.forward({name: x})[net.logits]
+        hits += int(np.argmax(z.reshape(-1)) == int(y))
+    return hits / max(1, len(labels))

@@ -76,7 +76,7 @@ def export_trained(tc: TrainCompiled, model_bytes: bytes, trainer: HostTrainer) 
                                      scale=tuple(t.quant.scale) if new_q and t.quant else None,
                                      zero_point=tuple(t.quant.zero_point) if new_q and t.quant else None))
     reshape = {i: s for i, s in tc.head_shapes.items() if i not in {u.index for u in updates}}
-    return export_tflite(model_bytes, updates, reshape)
+    return export_tflite(model_bytes, updates, reshape, tc.head_quant)
 
 
 def train_on_host(model: str | Path, data: str | Path, *, eval_data: str | Path | None = None,

@@ -13,6 +13,9 @@
  *   q        = clamp(q + n, q_min, q_max) ; residual = round((acc - n) * 65536), 0 when clamped
  * The residual (int16, 1/65536 of a step) keeps what rounding dropped, so updates smaller than one
  * step accumulate instead of being lost; it costs 2 bytes per trained element.
+ * Without a residual buffer (residual == NULL: the compiler's --rounding stochastic), the update
+ * rounds stochastically instead, n = floor(acc + u) with u uniform in [0, 1) from a xorshift32
+ * generator (`rng`, part of the saved training state): unbiased, no memory per element.
  *
  * Only IEEE single-precision +, -, * and compares are used, in a fixed order: built without FMA
  * contraction (-ffp-contract=off) the host and a Cortex-M FPU compute the same bits. */
@@ -26,7 +29,36 @@
 typedef struct {
   float lr;       /* learning rate */
   float momentum; /* 0: plain SGD (momentum buffers, if any, are not touched) */
+  uint32_t *rng;  /* xorshift32 state of stochastic rounding (never 0) */
 } tinyc_sgd_t;
+
+/* The next uniform number in [0, 1) (24 bits) of the stochastic rounding generator. */
+static inline float tinyc_sgd_uniform(const tinyc_sgd_t *sgd) {
+  uint32_t x = *sgd->rng;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  *sgd->rng = x;
+  return (float)(x >> 8) * (1.0f / 16777216.0f);
+}
+
+/* floor(x), saturated to +-2^30 like tinyc_round_f32; NaN gives 0. */
+static inline int32_t tinyc_floor_f32(float x) {
+  if (x != x) {
+    return 0;
+  }
+  if (x >= 1073741824.0f) {
+    return 1073741824;
+  }
+  if (x <= -1073741824.0f) {
+    return -1073741824;
+  }
+  int32_t t = (int32_t)x;
+  if ((float)t > x) {
+    --t;
+  }
+  return t;
+}
 
 /* x rounded to the nearest integer, ties away from zero, saturated to +-2^30: exact for every
  * float (no libm, no float->int overflow); NaN gives 0 (converting it would be undefined). */
@@ -51,13 +83,19 @@ static inline int32_t tinyc_round_f32(float x) {
 }
 
 /* Update one parameter in place; returns its new integer value. g is the real gradient.
- * mom may be NULL (no momentum); with sgd->momentum == 0 it is neither read nor written. */
+ * mom may be NULL (no momentum); with sgd->momentum == 0 it is neither read nor written.
+ * residual may be NULL: stochastic rounding (see above). */
 static inline int32_t tinyc_sgd_step(const tinyc_sgd_t *sgd, float g, float step_inv, int32_t q,
                                      int16_t *residual, float *mom, int32_t q_min, int32_t q_max) {
   float v = g * step_inv;
   if (mom != NULL && sgd->momentum != 0.0f) {
     v = sgd->momentum * (*mom) + v;
     *mom = v;
+  }
+  if (residual == NULL) {
+    const float step = -(sgd->lr * v);
+    const int64_t nq = (int64_t)q + (int64_t)tinyc_floor_f32(step + tinyc_sgd_uniform(sgd));
+    return nq > q_max ? q_max : nq < q_min ? q_min : (int32_t)nq;
   }
   const float acc = (float)(*residual) * (1.0f / 65536.0f) - sgd->lr * v;
   const int32_t n = tinyc_round_f32(acc);
