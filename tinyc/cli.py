@@ -39,8 +39,16 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     out = Path(args.output)
     board = get_board(args.board, [Path(d) for d in args.boards_dir])
     t0 = time.perf_counter()
-    compiled = compile_model(args.model, Options(prefix=args.name, alignment=args.align or board.alignment,
-                                                 **compile_options(args)))
+    options = Options(prefix=args.name, alignment=args.align or board.alignment, **compile_options(args))
+    trained = None
+    if args.train:
+        from tinyc.train.commands import train_options
+        from tinyc.train.compile import compile_training
+
+        trained = compile_training(args.model, train_options(args, args.classes), options)
+        compiled = trained.compiled
+    else:
+        compiled = compile_model(args.model, options)
     files = compiled.files()
     if out.exists() and not out.is_dir():
         raise BadInput(f"{out} exists and is not a folder")
@@ -57,6 +65,11 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     dt = time.perf_counter() - t0
     print(f"tinyc: compiled {compiled.model_file} for {board.name} ({len(compiled.source_graph.ops)} ops, "
           f"{sum(compiled.macs):,} MACs) in {dt:.2f} s -> {out}/")
+    if trained is not None:
+        from tinyc.train.report import training_report
+
+        print(training_report(trained, board, model=args.model, options=options).text())
+        return 0
     rep = build_report(compiled, board)
     print(render_text(rep, max_layers=None if args.verbose else 40))
     if args.strict and rep.fits is False:
@@ -130,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--boards-dir", action="append", default=[], help="extra folder of board .toml files")
     c.add_argument("--force", action="store_true", help="overwrite existing files in the output folder")
     add_compile_arguments(c)
+    c.add_argument("--train", action="store_true", help="also compile a training step: <name>_train_step(label) "
+                   "and the training report (see tinyc train)")
+    c.add_argument("--classes", type=int, default=None, help="with --train: a fresh N-way classifier head")
+    from tinyc.train.commands import add_train_arguments
+
+    add_train_arguments(c)
     _add_common(c)
     c.set_defaults(func=_cmd_compile)
 

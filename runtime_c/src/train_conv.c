@@ -136,6 +136,86 @@ void tinyc_depthwise_backward_input_f32(const tinyc_conv_bwd_params_t *p, const 
   }
 }
 
+/* tinyc_conv2d_backward_input_f32 reading split weights: the same loops and sums. */
+void tinyc_conv2d_backward_input_split_f32(const tinyc_conv_bwd_split_params_t *pp, const float *dz,
+                                           const int8_t *frozen, const int8_t *trained, float *dx) {
+  const tinyc_conv_bwd_params_t *const p = &pp->g;
+  const tinyc_split_t *const s = &pp->split;
+  const int32_t fic = p->filter_in_c;
+  const int32_t per_group = p->out_c / (p->in_c / fic);
+  const int32_t in_image = p->in_h * p->in_w * p->in_c;
+  tinyc_tconv_zero(dx, p->batches * in_image);
+  for (int32_t b = 0; b < p->batches; ++b) {
+    float *const dx_b = dx + b * in_image;
+    for (int32_t oy = 0; oy < p->out_h; ++oy) {
+      for (int32_t ox = 0; ox < p->out_w; ++ox) {
+        tinyc_tconv_window_t win;
+        if (!tinyc_tconv_window(p, oy, ox, &win)) {
+          continue;
+        }
+        const float *const dz_px = dz + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
+        for (int32_t oc = 0; oc < p->out_c; ++oc) {
+          const float d = dz_px[oc] * p->w_scale[oc];
+          if (d == 0.0f) {
+            continue;
+          }
+          float *const dx_g = dx_b + (oc / per_group) * fic;
+          for (int32_t ky = win.fy0; ky < win.fy1; ++ky) {
+            const int32_t iy = win.iy0 + ky * p->dilation_h;
+            for (int32_t kx = win.fx0; kx < win.fx1; ++kx) {
+              const int32_t ix = win.ix0 + kx * p->dilation_w;
+              float *const dxp = dx_g + (iy * p->in_w + ix) * p->in_c;
+              const int32_t row = (oc * p->filter_h + ky) * p->filter_w + kx;
+              for (int32_t ci = 0; ci < fic; ++ci) {
+                dxp[ci] += d * (float)tinyc_split_w(s, frozen, trained, row, ci);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/* tinyc_depthwise_backward_input_f32 reading split weights: the same loops and sums. */
+void tinyc_depthwise_backward_input_split_f32(const tinyc_conv_bwd_split_params_t *pp, const float *dz,
+                                              const int8_t *frozen, const int8_t *trained, float *dx) {
+  const tinyc_conv_bwd_params_t *const p = &pp->g;
+  const tinyc_split_t *const s = &pp->split;
+  const int32_t dm = p->depth_multiplier;
+  const int32_t in_image = p->in_h * p->in_w * p->in_c;
+  tinyc_tconv_zero(dx, p->batches * in_image);
+  for (int32_t b = 0; b < p->batches; ++b) {
+    float *const dx_b = dx + b * in_image;
+    for (int32_t oy = 0; oy < p->out_h; ++oy) {
+      for (int32_t ox = 0; ox < p->out_w; ++ox) {
+        tinyc_tconv_window_t win;
+        if (!tinyc_tconv_window(p, oy, ox, &win)) {
+          continue;
+        }
+        const float *const dz_px = dz + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
+        for (int32_t ky = win.fy0; ky < win.fy1; ++ky) {
+          const int32_t iy = win.iy0 + ky * p->dilation_h;
+          for (int32_t kx = win.fx0; kx < win.fx1; ++kx) {
+            const int32_t ix = win.ix0 + kx * p->dilation_w;
+            float *const dxp = dx_b + (iy * p->in_w + ix) * p->in_c;
+            const int32_t row = ky * p->filter_w + kx;
+            for (int32_t c = 0; c < p->in_c; ++c) {
+              for (int32_t m = 0; m < dm; ++m) {
+                const int32_t oc = c * dm + m;
+                const float d = dz_px[oc];
+                if (d != 0.0f) {
+                  dxp[c] += d * p->w_scale[oc] * (float)tinyc_split_w(s, frozen, trained, row, oc);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 /* Applies one output channel's bias gradient gb (a plain sum of its dz), keeping |bias| <= b_limit. */
 static void tinyc_tconv_bias_step(const tinyc_conv_update_params_t *p, const tinyc_sgd_t *sgd, int32_t oc, float gb,
                                   int32_t *bias, int16_t *b_res, float *b_mom) {
@@ -197,8 +277,8 @@ void tinyc_conv2d_update(const tinyc_conv_update_params_t *p, const tinyc_sgd_t 
           const int32_t wi = (oc * taps + t) * g->filter_in_c + (int32_t)p->sel[s]; /* in w */
           const float gr = p->x_scale * scratch[i];
           TINYC_GRAD_HOOK(p->layer, 0, wi, gr);
-          w[wi] = (int8_t)tinyc_sgd_step(sgd, gr, step_inv, w[wi], w_res != NULL ? &w_res[ci] : NULL, w_mom != NULL ? &w_mom[ci] : NULL,
-                                         -127, 127);
+          w[ci] = (int8_t)tinyc_sgd_step(sgd, gr, step_inv, w[ci], w_res != NULL ? &w_res[ci] : NULL,
+                                         w_mom != NULL ? &w_mom[ci] : NULL, -127, 127);
         }
       }
     }
@@ -263,10 +343,11 @@ void tinyc_depthwise_update(const tinyc_conv_update_params_t *p, const tinyc_sgd
       const float step_inv = p->w_step_inv[oc];
       const int32_t base = (s * dm + m) * taps; /* the channel's compact residual / momentum */
       for (int32_t t = 0; t < taps; ++t) {
-        const int32_t wi = t * g->out_c + oc;
+        const int32_t wi = t * g->out_c + oc;                 /* in the whole tensor (the hook) */
+        const int32_t ti = t * n_sel * dm + s * dm + m;       /* in the trained part w */
         const float gr = p->x_scale * scratch[t];
         TINYC_GRAD_HOOK(p->layer, 0, wi, gr);
-        w[wi] = (int8_t)tinyc_sgd_step(sgd, gr, step_inv, w[wi], w_res != NULL ? &w_res[base + t] : NULL,
+        w[ti] = (int8_t)tinyc_sgd_step(sgd, gr, step_inv, w[ti], w_res != NULL ? &w_res[base + t] : NULL,
                                        w_mom != NULL ? &w_mom[base + t] : NULL, -127, 127);
       }
     }

@@ -33,6 +33,29 @@ void tinyc_fc_backward_input_f32(const tinyc_fc_bwd_params_t *p, const float *dz
   }
 }
 
+void tinyc_fc_backward_input_split_f32(const tinyc_fc_bwd_split_params_t *pp, const float *dz, const int8_t *frozen,
+                                       const int8_t *trained, float *dx) {
+  const tinyc_fc_bwd_params_t *const p = &pp->g;
+  const tinyc_split_t *const s = &pp->split;
+  const int32_t in = p->in_depth;
+  const int32_t out = p->out_depth;
+  for (int32_t i = 0; i < p->rows * in; ++i) {
+    dx[i] = 0.0f;
+  }
+  for (int32_t r = 0; r < p->rows; ++r) {
+    float *const dx_r = dx + r * in;
+    for (int32_t o = 0; o < out; ++o) {
+      const float d = dz[r * out + o] * p->w_scale[o];
+      if (d == 0.0f) {
+        continue;
+      }
+      for (int32_t i = 0; i < in; ++i) {
+        dx_r[i] += d * (float)tinyc_split_w(s, frozen, trained, o, i);
+      }
+    }
+  }
+}
+
 /* Output by output (ascending): scratch[s] = sum over rows r (ascending) of
  * dz[r, o] * (x_sel[r, s] - x_zp); then for s ascending g = x_scale * scratch[s] goes to the hook
  * and the SGD step of w[o][sel[s]] (residual [o][s]); last the bias of o (the sum of dz[., o]),
@@ -71,8 +94,8 @@ void tinyc_fc_update(const tinyc_fc_update_params_t *p, const tinyc_sgd_t *sgd, 
         const int32_t wi = o * p->g.in_depth + (int32_t)p->sel[s]; /* in w */
         const float gr = p->x_scale * scratch[s];
         TINYC_GRAD_HOOK(p->layer, 0, wi, gr);
-        w[wi] = (int8_t)tinyc_sgd_step(sgd, gr, step_inv, w[wi], w_res != NULL ? &w_res[ci] : NULL, w_mom != NULL ? &w_mom[ci] : NULL,
-                                       -127, 127);
+        w[ci] = (int8_t)tinyc_sgd_step(sgd, gr, step_inv, w[ci], w_res != NULL ? &w_res[ci] : NULL,
+                                       w_mom != NULL ? &w_mom[ci] : NULL, -127, 127);
       }
     }
     if (train_bias) {

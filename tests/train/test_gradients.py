@@ -30,8 +30,11 @@ def read_grads(path: Path) -> dict[tuple[int, int], dict[int, float]]:
 
 
 def check_model(model: Path, update: str, tmp_path: Path, seed: int = 0) -> list[str]:
+    if update.startswith("sparse:{"):  # an inline scheme
+        (tmp_path / "scheme.json").write_text(update[7:])
+        update = f"sparse:{tmp_path / 'scheme.json'}"
     tc = compile_training(model, TrainOptions(update=update), search_seconds=0)
-    g = tc.compiled.graph
+    g = tc.model
     t_in = g.t(g.inputs[0])
     rng = np.random.default_rng(seed)
     lo, hi = (0, 256) if t_in.dtype == "uint8" else (-128, 128)
@@ -47,6 +50,7 @@ def check_model(model: Path, update: str, tmp_path: Path, seed: int = 0) -> list
     acts = tflm_tensors(model, ref_in, [g.t(n).index for n in names])
     by_index = {g.t(n).index: n for n in names}
     values = quantized_values(g, {by_index[i]: a for i, a in acts.items() if i in by_index})
+    g = tc.model  # the float reference reads the whole weight tensors, layer by layer
     net = FloatNet(g, tc.train.logits, tc.train.beta)
     wanted = []
     for op in [*tc.train.convs, tc.train.classifier]:
@@ -92,6 +96,12 @@ def check_model(model: Path, update: str, tmp_path: Path, seed: int = 0) -> list
     ("mlperf_tiny/kws_ref_model.tflite", "full"),
     ("mlperf_tiny/pretrainedResnet_quant.tflite", "last:4"),
     ("tflm/person_detect.tflite", "last:3"),
+    # partial updates: weights split into trained (SRAM) and frozen (flash) parts, bias-only layers
+    ("mlperf_tiny/vww_96_int8.tflite",
+     'sparse:{"n_bias_update": 6, "manual_weight_idx": [21, 23, 24, 26], "weight_update_ratio": [0.5, 0.25, 0.125, 0.5]}'),
+    ("mlperf_tiny/pretrainedResnet_quant.tflite",
+     'sparse:{"n_bias_update": 5, "manual_weight_idx": [4, 6, 8], "weight_update_ratio": [0.25, 0.5, 0.125]}'),
+    ("mlperf_tiny/kws_ref_model.tflite", "bias"),
 ])
 def test_model_gradients_match_reference(model: str, update: str, tmp_path: Path) -> None:
     path = MODELS / model

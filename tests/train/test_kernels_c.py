@@ -495,6 +495,10 @@ def run_update(lib, kind, rng, g, sel, *, momentum, train_bias, with_mom, batche
     b0[0] = b_limit  # saturation
     bres0 = rng.integers(-30000, 30001, g["out_c"]).astype(np.int16)
     bmom0 = rng.standard_normal(g["out_c"]).astype(F) if with_mom else None
+    # the kernel trains the compact trained part of the weights: the selected channels along the last axis
+    along = trained_oc if dw else sel.astype(np.int64)
+    w_full0 = w0
+    w0 = np.ascontiguousarray(np.take(w_full0, along, axis=-1))
     w, w_res, w_mom = G(w0), G(res0), G(mom0)
     bias, b_res, b_mom = G(b0), G(bres0), G(bmom0)
     x_sel = G(np.ascontiguousarray(x_q[..., sel.astype(np.int64)]))
@@ -520,10 +524,10 @@ def run_update(lib, kind, rng, g, sel, *, momentum, train_bias, with_mom, batche
     else:
         assert len(bi) == 0
     # the SGD steps, bit-exact given the reported gradients
-    want_w = w0.astype(np.int64).ravel().copy()
-    q, r, m = sgd_emulate(gg, w_step_inv[comp_oc], w0.ravel()[flat], res0, mom0, lr, momentum, -127, 127)
+    want_w = w_full0.astype(np.int64).ravel().copy()
+    q, r, m = sgd_emulate(gg, w_step_inv[comp_oc], w_full0.ravel()[flat], res0, mom0, lr, momentum, -127, 127)
     want_w[flat] = q
-    np.testing.assert_array_equal(w.ravel(), want_w)
+    np.testing.assert_array_equal(w.ravel(), np.take(want_w.reshape(w_shape), along, axis=-1).ravel())
     np.testing.assert_array_equal(w_res, r)
     if with_mom:
         np.testing.assert_array_equal(w_mom, m)
@@ -622,6 +626,7 @@ def test_fc_backward_input_and_update(lib, rows, sel_kind):
     x_sel = G(np.ascontiguousarray(x_q[:, sel.astype(np.int64)]))
     selg = G(sel if n_sel else np.zeros(1, np.uint16))
     scratch = G(np.full(n_sel, np.nan, F))
+    w = G(np.ascontiguousarray(w0[:, sel.astype(np.int64)]))  # the trained part: selected features only
     p = FcUpd(g=bp, layer=layer, x_scale=x_scale, x_zp=x_zp, n_sel=n_sel, sel=P(selg), w_step_inv=P(w_step_inv),
               b_step_inv=P(b_step_inv), b_limit=1001)
     sgd = Sgd(lr=lr, momentum=momentum)
@@ -639,7 +644,7 @@ def test_fc_backward_input_and_update(lib, rows, sel_kind):
     want = w0.astype(np.int64).ravel()
     q, r, m = sgd_emulate(gg, w_step_inv[flat // n_in], w0.ravel()[flat], res0, mom0, lr, momentum, -127, 127)
     want[flat] = q
-    np.testing.assert_array_equal(w.ravel(), want)
+    np.testing.assert_array_equal(w.ravel(), want.reshape(n_out, n_in)[:, sel.astype(np.int64)].ravel())
     np.testing.assert_array_equal(w_res, r)
     np.testing.assert_array_equal(w_mom, m)
     q, r, _ = sgd_emulate(bg, b_step_inv, b0, bres0, None, lr, momentum, -1001, 1001)
@@ -1112,3 +1117,25 @@ def test_stochastic_rounding_is_unbiased_and_deterministic(lib) -> None:
     assert a == b
     assert abs(a[-1] - 300) <= 3 * (1000 * 0.21) ** 0.5
     assert all(0 <= y - x <= 1 for x, y in zip([0] + a, a))  # each step moves by floor or ceil of 0.3
+
+
+def test_merge_channels_rebuilds_the_whole_tensor(lib) -> None:
+    rng = np.random.default_rng(5)
+    w = rng.integers(-127, 128, (3, 2, 7, 4)).astype(np.int8)  # outer 6, len 7, inner 4
+    sel = np.array([1, 4, 5], np.int64)
+    rest = np.setdiff1d(np.arange(7), sel)
+    trained = np.ascontiguousarray(np.take(w, sel, axis=2))
+    frozen = np.ascontiguousarray(np.take(w, rest, axis=2))
+    slot = np.zeros(7, np.uint16)
+    slot[sel] = 0x8000 | np.arange(len(sel))
+    slot[rest] = np.arange(len(rest))
+    out = np.zeros_like(w)
+
+    class Merge(C.Structure):
+        _fields_ = [("outer", C.c_int32), ("len", C.c_int32), ("inner", C.c_int32), ("n_trained", C.c_int32),
+                    ("n_frozen", C.c_int32), ("slot", C.c_void_p)]
+
+    p = Merge(6, 7, 4, len(sel), len(rest), slot.ctypes.data)
+    lib.tinyc_merge_channels_s8(C.byref(p), frozen.ctypes.data_as(C.c_void_p), trained.ctypes.data_as(C.c_void_p),
+                                out.ctypes.data_as(C.c_void_p))
+    np.testing.assert_array_equal(out, w)

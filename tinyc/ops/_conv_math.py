@@ -214,6 +214,8 @@ class WindowConv(OpSupport):
         """The output may start below the input, or above it, by the distances window_overlap
         proves (1x1 expansion: the input in the output's tail or, descending, in its head;
         stride-1 depthwise: about one input row either way)."""
+        if op.attrs.get("split"):
+            return None  # the split-weights kernel (training) has no descending order
         x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
         wh, ww = windows(op, g, w.shape[1], w.shape[2])
         return window_overlap(x.shape, y.shape, (wh.stride, ww.stride), wh.pad_before, ww.pad_before,

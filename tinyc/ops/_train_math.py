@@ -49,6 +49,32 @@ def activation_mask(op: Op, g: Graph, ctx: GradContext, y_name: str, act: str) -
             [kernel_op(apply, op.index, "apply mask", overlap=elementwise_overlap(4, 4, n))], dz)
 
 
+_SPLIT_PARAMS = {"tinyc_conv2d_params_t": ("tinyc_conv2d_split_params_t", "conv"),
+                 "tinyc_depthwise_conv2d_params_t": ("tinyc_depthwise_split_params_t", "conv"),
+                 "tinyc_fully_connected_params_t": ("tinyc_fully_connected_split_params_t", "fc"),
+                 "tinyc_fully_connected_pc_params_t": ("tinyc_fully_connected_pc_split_params_t", "fc")}
+
+
+def split_struct(split: dict[str, Any]) -> "NestedStruct":
+    return NestedStruct(n_trained=split["n_trained"], n_frozen=split["n_frozen"], slot=split["slot"])
+
+
+def forward_call(op: Op, call: KernelCall) -> KernelCall:
+    """The forward kernel call of a weighted op, as lowered for inference; for an op that trains
+    some of its input channels (attrs["split"], set by tinyc/train/graph.py), its twin that reads
+    the weights from their trained part (SRAM) and frozen part (flash): tinyc/split_weights.h."""
+    split = op.attrs.get("split")
+    if split is None:
+        return call
+    params_type, inner = _SPLIT_PARAMS[call.params_type or ""]
+    args = list(call.args)
+    args[1:2] = [Arg("const", split["frozen"]), Arg("param", split["trained"])]
+    return KernelCall(function=call.function + "_split", header="tinyc/split_weights.h", sources=("split_weights.c",),
+                      params_type=params_type, params={inner: NestedStruct(call.params), "split": split_struct(split)},
+                      args=tuple(args), comment=call.comment + f"; weights: {split['n_trained']} trained channels in "
+                                                                f"SRAM, {split['n_frozen']} frozen in flash")
+
+
 def weight_norms(w: np.ndarray, axis: int) -> np.ndarray:
     """L1 norm of the weights of each channel along `axis` (the channel-selection rule)."""
     a = np.abs(w.astype(np.int64))
@@ -116,12 +142,19 @@ def weighted_backward(op: Op, g: Graph, ctx: GradContext, fam: WeightedFamily, w
     f32 = np.float32
     w_scale = fam.w_scale.astype(f32)
     bwd = dict(fam.bwd_params, w_scale=w_scale)
+    split = op.attrs.get("split")
     if ctx.want and ctx.want[0]:
         dx = ctx.new_tensor(f"dx{op.index}", x.shape, "float32")
         call = KernelCall(function=fam.backward_input, header=fam.header, sources=(fam.source,),
                           params_type=fam.bwd_type, params=bwd,
                           args=(Arg("in", dz), Arg("const", weights.weight), Arg("out", dx)),
                           comment=f"d(input) of #{op.index} {op.kind}")
+        if split is not None:  # the weights read through their two parts
+            call = KernelCall(function=fam.backward_input.replace("_f32", "_split_f32"), header=fam.header,
+                              sources=(fam.source,), params_type=fam.bwd_type.replace("_params_t", "_split_params_t"),
+                              params=dict(g=NestedStruct(bwd), split=split_struct(split)),
+                              args=(Arg("in", dz), Arg("const", split["frozen"]), Arg("param", split["trained"]),
+                                    Arg("out", dx)), comment=call.comment + " (split weights)")
         ops.append(kernel_op(call, op.index, "input gradient", macs=fam.macs_input))
         grads[0] = dx
     up = ctx.update or ParamUpdate()
@@ -156,7 +189,8 @@ def weighted_backward(op: Op, g: Graph, ctx: GradContext, fam: WeightedFamily, w
         return Arg("state", ctx.state(f"{tag}_{what}", ctype, count), nbytes=count * _CSIZE[ctype], ctype=ctype)
 
     args = (Arg("sgd"), Arg("in", dz), Arg("in", x_sel) if sel else Arg("null"),
-            Arg("param", weights.weight) if sel else Arg("null"),  # bias only: the weights are not touched
+            # the trained part of the weights (the whole tensor when every channel trains); bias only: none
+            Arg("param", split["trained"] if split is not None else weights.weight) if sel else Arg("null"),
             state("wres", "int16_t", n_w, bool(sel) and ctx.residuals),
             state("wmom", "float", n_w, bool(sel) and ctx.momentum),
             Arg("param", weights.bias) if train_bias else Arg("null"),  # a frozen bias is not touched

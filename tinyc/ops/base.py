@@ -314,6 +314,14 @@ class Weights:
     channel_norms: np.ndarray
     #: per weight element, the input channel it belongs to (shaped like the weights)
     element_channel: np.ndarray | None = None
+    #: the weights' axis that runs over input channels, and how many entries along it one input
+    #: channel owns (a depthwise layer's depth multiplier): how a partial update splits the tensor
+    axis: int = -1
+    group: int = 1
+
+    def along_axis(self, channels: tuple[int, ...]) -> np.ndarray:
+        """The entries along `axis` that belong to `channels` (ascending)."""
+        return np.array([c * self.group + m for c in channels for m in range(self.group)], dtype=np.int64)
 
     def mask(self, channels: tuple[int, ...]) -> np.ndarray:
         """1.0 where a weight element belongs to one of `channels`, else 0.0."""

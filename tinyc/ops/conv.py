@@ -80,18 +80,18 @@ class Conv2D(cm.WindowConv):
                    f"pad {wh.pad_before},{ww.pad_before} {c}->{out_c}"
                    + (f" groups {groups}" if groups > 1 else "")
                    + f" {op.attrs.get('fused_activation_function', 'NONE')}")
-        return KernelCall(
+        return tm.forward_call(op, KernelCall(
             function="tinyc_conv2d_s8", header="tinyc/conv.h", sources=("conv.c",),
             params_type="tinyc_conv2d_params_t", params=params,
             args=(Arg("in", op.inputs[0]), Arg("const", op.inputs[1]),
                   Arg("const", bias) if bias is not None else Arg("null"), Arg("out", op.outputs[0])),
-            comment=comment)
+            comment=comment))
 
     def weights(self, op: Op, g: Graph) -> Weights | None:
         w = g.t(op.inputs[1])
         return Weights(weight=op.inputs[1], bias=cm.bias_of(op, g), in_channels=w.shape[3],
                        channel_norms=tm.weight_norms(w.data, 3),
-                       element_channel=np.broadcast_to(np.arange(w.shape[3]), w.shape))
+                       element_channel=np.broadcast_to(np.arange(w.shape[3]), w.shape), axis=3)
 
     def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
         x, w = g.t(op.inputs[0]), g.t(op.inputs[1])

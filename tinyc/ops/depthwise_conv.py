@@ -68,7 +68,7 @@ class DepthwiseConv2D(cm.WindowConv):
         dm = w.shape[3] // x.shape[3]
         return Weights(weight=op.inputs[1], bias=cm.bias_of(op, g), in_channels=x.shape[3],
                        channel_norms=per_out.reshape(x.shape[3], -1).sum(axis=1),
-                       element_channel=np.broadcast_to(np.arange(w.shape[3]) // dm, w.shape))
+                       element_channel=np.broadcast_to(np.arange(w.shape[3]) // dm, w.shape), axis=3, group=dm)
 
     def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
         x, w = g.t(op.inputs[0]), g.t(op.inputs[1])
@@ -92,7 +92,7 @@ class DepthwiseConv2D(cm.WindowConv):
 
     def in_place(self, op: Op, g: Graph) -> InPlace | None:
         """Depth multiplier 1: the channel-by-channel kernel, output over the input's first byte."""
-        if op.attrs.get("depth_multiplier") != 1:
+        if op.attrs.get("depth_multiplier") != 1 or op.attrs.get("split"):
             return None
         return InPlace(input_index=0, call=self._call(op, g, channels=True))
 
@@ -129,12 +129,12 @@ class DepthwiseConv2D(cm.WindowConv):
                 Arg("const", bias) if bias is not None else Arg("null"), Arg("out", op.outputs[0]))
         if channels:  # one input channel of every image
             args += (Arg("scratch", nbytes=n * h * wd),)
-        return KernelCall(
+        return tm.forward_call(op, KernelCall(
             function="tinyc_depthwise_conv2d_s8_channels" if channels else "tinyc_depthwise_conv2d_s8",
             header="tinyc/depthwise_conv.h",
             sources=("depthwise_conv.c",),
             params_type="tinyc_depthwise_conv2d_params_t", params=params,
-            args=args, comment=comment)
+            args=args, comment=comment))
 
 
 def _or_null(a: np.ndarray | None) -> np.ndarray | str:

@@ -132,7 +132,7 @@ class FullyConnected(OpSupport):
         b = _bias(op, g)
         return Weights(weight=op.inputs[1], bias=b.name if b is not None else None, in_channels=w.shape[1],
                        channel_norms=tm.weight_norms(w.data, 1),
-                       element_channel=np.broadcast_to(np.arange(w.shape[1]), w.shape))
+                       element_channel=np.broadcast_to(np.arange(w.shape[1]), w.shape), axis=1)
 
     def backward(self, op: Op, g: Graph, ctx: GradContext) -> Backward:
         w = g.t(op.inputs[1])
@@ -170,14 +170,14 @@ class FullyConnected(OpSupport):
             params = dict(batches=batches, output_depth=output_depth, accum_depth=accum_depth,
                           input_offset=-x.quant.zp, output_offset=y.quant.zp,
                           output_multiplier=mult, output_shift=shift, act_min=act_min, act_max=act_max)
-            return KernelCall(function="tinyc_fully_connected_s8_pc", header="tinyc/fully_connected.h",
-                              sources=("fully_connected.c",), params_type="tinyc_fully_connected_pc_params_t",
-                              params=params, args=args, comment=comment + " per-channel")
+            return tm.forward_call(op, KernelCall(
+                function="tinyc_fully_connected_s8_pc", header="tinyc/fully_connected.h", sources=("fully_connected.c",),
+                params_type="tinyc_fully_connected_pc_params_t", params=params, args=args, comment=comment + " per-channel"))
         # per tensor: GetQuantizedConvolutionMultipler, in double from the float32 scales
         mult_i, shift_i = quantize_multiplier(x.quant.s * w.quant.s / y.quant.s)
         params = dict(batches=batches, output_depth=output_depth, accum_depth=accum_depth,
                       input_offset=-x.quant.zp, filter_offset=-w.quant.zp, output_offset=y.quant.zp,
                       output_multiplier=mult_i, output_shift=shift_i, act_min=act_min, act_max=act_max)
-        return KernelCall(function="tinyc_fully_connected_s8", header="tinyc/fully_connected.h",
-                          sources=("fully_connected.c",), params_type="tinyc_fully_connected_params_t",
-                          params=params, args=args, comment=comment)
+        return tm.forward_call(op, KernelCall(
+            function="tinyc_fully_connected_s8", header="tinyc/fully_connected.h", sources=("fully_connected.c",),
+            params_type="tinyc_fully_connected_params_t", params=params, args=args, comment=comment))

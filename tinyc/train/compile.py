@@ -81,6 +81,7 @@ class TrainCompiled:
     memory: MemoryFigures
     head_shapes: dict[int, tuple[int, ...]] = field(default_factory=dict)  # new shapes for export (--classes)
     head_quant: dict[int, tuple[float, int]] = field(default_factory=dict)  # new activation quantization (--classes)
+    model: Graph | None = None  # the model layer by layer, weights whole (the float reference, export)
     options: TrainOptions = TrainOptions()
 
     @property
@@ -125,7 +126,7 @@ def patched_forward(tg: tgraph.TrainGraph, options: Options) -> Graph | None:
     keeps nothing for backward, so its peak there is the inference's."""
     if options.patch == "off":
         return None
-    g = tg.forward
+    g = tg.model
     calls, macs = lower(g)
     plan = plan_memory(g, calls, alignment=options.alignment, search_seconds=0)
     request = PatchRequest.parse(options.patch, options.patch_max_overhead, "whole")
@@ -163,6 +164,7 @@ def compile_training(model: str | Path | bytes, topts: TrainOptions = TrainOptio
                        "in the arena")
     data, display, src, g, (shapes, head_quant) = prepare_graph(model, options, topts.classes)
     tg = build_train_graph(g, topts)
+    model_graph = tg.model
     t_calls, t_plan = plan_training(tg, options.alignment, search_seconds)
     pg = patched_forward(tg, options)
     if pg is not None:  # keep the patch-based forward when it lowers the training step's peak
@@ -188,4 +190,4 @@ def compile_training(model: str | Path | bytes, topts: TrainOptions = TrainOptio
                         model_sha256=sha, model_file=display)
     return TrainCompiled(compiled=compiled, train=tg, calls=t_calls, plan=t_plan,
                          memory=memory_figures(tg, t_plan, plan.arena_bytes), head_shapes=shapes, head_quant=head_quant,
-                         options=topts)
+                         options=topts, model=model_graph)

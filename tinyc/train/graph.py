@@ -45,6 +45,8 @@ class TrainGraph:
     trained: frozenset[str]  # parameter tensors kept in SRAM and updated
     states: dict[str, tuple[str, int]]  # training state buffers: name -> (C type, count)
     scheme: Scheme
+    model: Graph  # the forward before partially trained weights were split (the float reference, export)
+    splits: dict[str, dict[str, Any]]  # weight tensor -> how it is split (see split_weights)
     active: frozenset[int]  # forward op indices that run a backward
     patched: bool = False  # the forward runs its first stage patch by patch (MCUNetV2)
 
@@ -108,14 +110,8 @@ def build(g: Graph, scheme: Scheme, qas: bool = True, momentum: bool = False, re
     else:
         convs, updates = layers
         convs = [op for op in convs]
-    marked = mark_trained(g, updates)
-    fwd = [marked.ops[k] for k in positions]
-    by_index = {op.index: op for op in marked.ops if "patch" not in op.attrs}
-    classifier = by_index[classifier.index]
-    convs = [by_index.get(op.index, op) for op in convs]
-
-    tensors: dict[str, Tensor] = dict(marked.tensors)
-    live = marked.replace(tensors=tensors)  # the op modules see the tensors added so far
+    model = mark_trained(g, updates)
+    tensors: dict[str, Tensor] = dict(model.tensors)
     states: dict[str, tuple[str, int]] = {}
 
     def new_tensor(hint: str, shape: tuple[int, ...], dtype: str) -> str:
@@ -133,6 +129,16 @@ def build(g: Graph, scheme: Scheme, qas: bool = True, momentum: bool = False, re
             name = f"{hint}_{k}"
         states[name] = (ctype, count)
         return name
+
+    # partially trained weights: only the trained channels go to SRAM, the rest stays in flash
+    ops_now, before, splits = split_weights(model, updates, tensors, new_tensor)
+    marked = model.replace(ops=tuple(op for k, o in enumerate(ops_now) for op in (*before.get(k, ()), o)),
+                           tensors=tensors)
+    live = marked  # the op modules see the tensors added so far (the same dict)
+    fwd = [op for k in positions for op in (*before.get(k, ()), ops_now[k])]
+    by_index = {op.index: op for op in ops_now if "patch" not in op.attrs}
+    classifier = by_index[classifier.index]
+    convs = [by_index.get(op.index, op) for op in convs]
 
     # which tensors need a gradient: those an updated op lies upstream of
     needs: set[str] = set()
@@ -169,7 +175,7 @@ def build(g: Graph, scheme: Scheme, qas: bool = True, momentum: bool = False, re
         dy = grad_of.get(g.storage(op.outputs[0]))
         if dy is None:
             continue  # its output does not reach the loss
-        want = tuple(i is not None and not g.t(i).is_const and g.storage(i) in needs for i in op.inputs)
+        want = tuple(i is not None and not live.t(i).is_const and live.storage(i) in needs for i in op.inputs)
         ctx = GradContext(dy=dy, want=want, update=updates.get(op.index), qas=qas, momentum=momentum,
                           new_tensor=new_tensor, state=state, residuals=residuals)
         mod = lookup(op.kind)
@@ -207,7 +213,7 @@ def build(g: Graph, scheme: Scheme, qas: bool = True, momentum: bool = False, re
             continue
         w = lookup(op.kind).weights(op, g)
         if up.channels:
-            trained.add(w.weight)
+            trained.add(op.attrs["split"]["trained"] if "split" in op.attrs else w.weight)
         if up.bias and w.bias is not None:
             trained.add(w.bias)
     tg = Graph(name=g.name + "_train", tensors=dict(tensors), ops=tuple(ops), inputs=tuple(g.inputs) + (label,),
@@ -215,8 +221,61 @@ def build(g: Graph, scheme: Scheme, qas: bool = True, momentum: bool = False, re
     tg.lint()
     return TrainGraph(graph=tg, forward=marked, logits=logits, beta=beta, label=label, loss=loss, pred=pred,
                       classifier=classifier, convs=tuple(convs), updates=updates, trained=frozenset(trained),
-                      states=states, scheme=scheme, active=frozenset(op.index for op in fwd if id(op) in active),
+                      states=states, scheme=scheme, model=model, splits=splits, active=frozenset(op.index for op in fwd if id(op) in active),
                       patched=any("patch" in op.attrs for op in fwd))
+
+
+def split_weights(g: Graph, updates: dict[int, ParamUpdate], tensors: dict[str, Tensor], new_tensor: Any
+                  ) -> tuple[list[Op], dict[int, list[Op]], dict[str, dict[str, Any]]]:
+    """Each op that trains some but not all input channels keeps its weights in two parts: the
+    trained channels (a parameter in SRAM, the update kernels' layout) and the frozen ones (flash);
+    its kernels read them through the split (tinyc/split_weights.h, the op modules' lowering reads
+    attrs["split"]). Returns the ops (split ones changed), steps to run before op k (none today),
+    and per weight tensor its split."""
+    ops = list(g.ops)
+    before: dict[int, list[Op]] = {}
+    splits: dict[str, dict[str, Any]] = {}
+    for k, op in enumerate(ops):
+        up = updates.get(op.index) if "patch" not in op.attrs else None
+        if up is None or not up.channels:
+            continue
+        w = lookup(op.kind).weights(op, g)
+        if len(up.channels) >= w.in_channels:
+            continue
+        W = tensors[w.weight]
+        axis = w.axis % len(W.shape)
+        t_idx = w.along_axis(up.channels)
+        f_idx = np.setdiff1d(np.arange(W.shape[axis]), t_idx)
+        slot = np.zeros(W.shape[axis], np.uint16)
+        slot[t_idx] = 0x8000 | np.arange(len(t_idx))
+        slot[f_idx] = np.arange(len(f_idx))
+        trained = Tensor(name=f"{W.name}/trained", shape=tuple(np.take(W.data, t_idx, axis).shape), dtype=W.dtype,
+                         data=np.ascontiguousarray(np.take(W.data, t_idx, axis)), label=f"{W.label or W.name} (trained part)")
+        frozen = Tensor(name=f"{W.name}/frozen", shape=tuple(np.take(W.data, f_idx, axis).shape), dtype=W.dtype,
+                        data=np.ascontiguousarray(np.take(W.data, f_idx, axis)), label=f"{W.label or W.name} (frozen part)")
+        tensors[trained.name] = trained
+        tensors[frozen.name] = frozen
+        split = dict(trained=trained.name, frozen=frozen.name, axis=axis, t_idx=t_idx, f_idx=f_idx, slot=slot,
+                     outer=int(np.prod(W.shape[:axis], dtype=np.int64)), len=int(W.shape[axis]),
+                     inner=int(np.prod(W.shape[axis + 1:], dtype=np.int64)), n_trained=len(t_idx),
+                     n_frozen=len(f_idx))
+        ops[k] = dataclasses.replace(op, attrs={**op.attrs, "split": split})
+        splits[W.name] = split
+    return ops, before, splits
+
+
+def join_split(tg: "TrainGraph", params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Trained parameters by model tensor: split weights put back together with their frozen part."""
+    out = dict(params)
+    for name, s in tg.splits.items():
+        if s["trained"] not in out:
+            continue
+        whole = np.array(tg.model.t(name).data)
+        idx = [slice(None)] * whole.ndim
+        idx[s["axis"]] = s["t_idx"]
+        whole[tuple(idx)] = out.pop(s["trained"])
+        out[name] = whole
+    return out
 
 
 def conv_layers(g: Graph) -> tuple[list[Op], Op]:

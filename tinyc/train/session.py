@@ -65,9 +65,11 @@ def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
 
 def export_trained(tc: TrainCompiled, model_bytes: bytes, trainer: HostTrainer) -> bytes:
     """The source model with the trained parameters (and a new head's shapes) written in."""
-    g = tc.compiled.graph
+    from tinyc.train.graph import join_split
+
+    g = tc.model
     updates = []
-    for name, arr in trainer.parameters().items():
+    for name, arr in join_split(tc.train, trainer.parameters()).items():
         t = g.t(name)
         if t.index < 0:
             continue
@@ -83,7 +85,7 @@ def train_on_host(model: str | Path, data: str | Path, *, eval_data: str | Path 
                   classes: int | None = None, update: str | None = None, epochs: int = DEFAULT_EPOCHS,
                   lr: float | None = None, qas: bool = True, momentum: float = 0.0, n: int | None = None,
                   seed: int = 0, output: Path | None = None, force: bool = False, progress: bool = True,
-                  options: Options = Options(), sanitize: bool = False) -> TrainResult:
+                  options: Options = Options(), sanitize: bool = False, rounding: str = "accumulate") -> TrainResult:
     from tinyc.train.compile import DEFAULT_LR
 
     if epochs < 0:
@@ -107,7 +109,7 @@ def train_on_host(model: str | Path, data: str | Path, *, eval_data: str | Path 
     if classes is not None and classes != n_classes:
         raise BadInput(f"--classes {classes} but the training data has {n_classes} classes ({', '.join(train_set.classes[:5])}...)")
     tc = compile_training(model, TrainOptions(update=update, classes=n_classes, qas=qas, momentum=momentum,
-                                              learning_rate=lr), options)
+                                              learning_rate=lr, rounding=rounding), options)
     trainer = HostTrainer(tc, sanitize=sanitize)
     x_held = held.inputs.reshape(len(held), *t_in.shape)
     before = accuracy(trainer.evaluate([x_held]), held.labels) if len(held) else None

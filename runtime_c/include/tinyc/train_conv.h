@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "tinyc/split_weights.h"
 #include "tinyc/train_update.h"
 
 typedef struct {
@@ -37,6 +38,15 @@ void tinyc_conv2d_backward_input_f32(const tinyc_conv_bwd_params_t *p, const flo
                                      float *dx);
 void tinyc_depthwise_backward_input_f32(const tinyc_conv_bwd_params_t *p, const float *dz, const int8_t *w,
                                         float *dx);
+/* The same for weights split into a frozen and a trained part (tinyc/split_weights.h); same sums. */
+typedef struct {
+  tinyc_conv_bwd_params_t g;
+  tinyc_split_t split;
+} tinyc_conv_bwd_split_params_t;
+void tinyc_conv2d_backward_input_split_f32(const tinyc_conv_bwd_split_params_t *pp, const float *dz,
+                                           const int8_t *frozen, const int8_t *trained, float *dx);
+void tinyc_depthwise_backward_input_split_f32(const tinyc_conv_bwd_split_params_t *pp, const float *dz,
+                                              const int8_t *frozen, const int8_t *trained, float *dx);
 
 typedef struct {
   tinyc_conv_bwd_params_t g; /* geometry */
@@ -50,13 +60,15 @@ typedef struct {
   int32_t b_limit;          /* trained biases stay within +-b_limit (the int32 accumulator cannot overflow) */
 } tinyc_conv_update_params_t;
 
-/* CONV_2D with one group. w: [out_c][filter_h][filter_w][filter_in_c] (trained in place, SRAM).
+/* CONV_2D with one group. w: the trained part of the weights, [out_c][filter_h][filter_w][n_sel] (the
+ * selected input channels only, in SRAM; the whole tensor when every channel is selected).
  * bias, b_res, b_mom: [out_c] (bias trained when p->b_step_inv != NULL). w_mom, b_mom may be NULL. */
 void tinyc_conv2d_update(const tinyc_conv_update_params_t *p, const tinyc_sgd_t *sgd, const float *dz,
                          const int8_t *x_sel, int8_t *w, int16_t *w_res, float *w_mom, int32_t *bias,
                          int16_t *b_res, float *b_mom, float *scratch);
 
-/* DEPTHWISE_CONV_2D. w: [1][filter_h][filter_w][out_c]. Output channel oc = c * depth_multiplier + m
+/* DEPTHWISE_CONV_2D. w: the trained part [1][filter_h][filter_w][n_sel * depth_multiplier] (the output
+ * channels of the selected inputs; the whole tensor when all are). Output channel oc = c * depth_multiplier + m
  * is trained when its input channel c is selected; residuals/momentum of weights are
  * [n_sel * depth_multiplier][filter_h][filter_w] in that order. scratch: filter_h * filter_w floats. */
 void tinyc_depthwise_update(const tinyc_conv_update_params_t *p, const tinyc_sgd_t *sgd, const float *dz,

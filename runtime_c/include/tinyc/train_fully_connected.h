@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "tinyc/split_weights.h"
 #include "tinyc/train_update.h"
 
 typedef struct {
@@ -17,6 +18,13 @@ typedef struct {
 
 /* dx [rows][in_depth] (overwritten) */
 void tinyc_fc_backward_input_f32(const tinyc_fc_bwd_params_t *p, const float *dz, const int8_t *w, float *dx);
+/* The same for weights split into a frozen and a trained part (tinyc/split_weights.h); same sums. */
+typedef struct {
+  tinyc_fc_bwd_params_t g;
+  tinyc_split_t split;
+} tinyc_fc_bwd_split_params_t;
+void tinyc_fc_backward_input_split_f32(const tinyc_fc_bwd_split_params_t *pp, const float *dz, const int8_t *frozen,
+                                       const int8_t *trained, float *dx);
 
 typedef struct {
   tinyc_fc_bwd_params_t g;
@@ -30,7 +38,8 @@ typedef struct {
   int32_t b_limit;          /* trained biases stay within +-b_limit (the int32 accumulator cannot overflow) */
 } tinyc_fc_update_params_t;
 
-/* x_sel: [rows][n_sel] the selected input features; w_res/w_mom: [out_depth][n_sel];
+/* x_sel: [rows][n_sel] the selected input features; w: the trained part of the weights [out_depth][n_sel]
+ * (the whole tensor when every feature is selected); w_res/w_mom: [out_depth][n_sel];
  * scratch: n_sel floats. w_mom, b_mom may be NULL. */
 void tinyc_fc_update(const tinyc_fc_update_params_t *p, const tinyc_sgd_t *sgd, const float *dz,
                      const int8_t *x_sel, int8_t *w, int16_t *w_res, float *w_mom, int32_t *bias,

@@ -126,7 +126,7 @@ static inline int32_t tinyc_sgd_step(const tinyc_sgd_t *sgd, float g, float step
 void tinyc_train_grad_hook(int32_t layer, int32_t kind, int32_t index, float g);
 #define TINYC_GRAD_HOOK(layer, kind, index, g) tinyc_train_grad_hook((layer), (kind), (index), (g))
 #else
-#define TINYC_GRAD_HOOK(layer, kind, index, g) ((void)0)
+#define TINYC_GRAD_HOOK(layer, kind, index, g) ((void)(layer), (void)(kind), (void)(index), (void)(g))
 #endif
 
 #endif /* TINYC_TRAIN_UPDATE_H */
