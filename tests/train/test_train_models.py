@@ -146,3 +146,31 @@ def test_cli_train_json_and_no_overwrite(tmp_path: Path, capsys: pytest.CaptureF
     assert rc == 2 and out.stat().st_size == size  # never overwrites without --force
     assert "exists" in capsys.readouterr().err
     assert main(["train", str(path), "--data", str(tmp_path / "nowhere")]) == 2
+
+
+def test_compile_train_writes_a_project_that_cross_compiles_warning_free(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    """`tinyc compile --train` for the F746: the report's training section, and the generated C
+    (split weights, stochastic rounding) built for a Cortex-M7 with -Werror."""
+    import shutil
+    import subprocess
+
+    from tinyc.cli import main
+
+    path = _model("mlperf_tiny/vww_96_int8.tflite")
+    scheme = tmp_path / "s.toml"
+    scheme.write_text("n_bias_update = 4\nmanual_weight_idx = [24, 26]\nweight_update_ratio = [0.25, 0.5]\n")
+    out = tmp_path / "fw"
+    assert main(["compile", str(path), "--train", "--classes", "4", "--update", f"sparse:{scheme}",
+                 "--rounding", "stochastic", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "training peak SRAM by part" in text and "stm32f746g_disco" in text and "full" in text
+    header = (out / "model.h").read_text()
+    assert "float tinyc_train_step(int32_t label);" in header and "TINYC_NUM_CLASSES 4u" in header
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not installed")
+    srcs = ["model.c"] + [str(p.relative_to(out)) for p in (out / "runtime" / "src").glob("*.c")]
+    r = subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard",
+                        "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror", "-Iruntime/include",
+                        "-I.", "-c", *srcs], cwd=out, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]

@@ -114,8 +114,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "truncated sample file: no label\n");
         return 3;
       }
-      int32_t pred = -1;
-      const float loss = %(name)s_train_step(label, &pred);
+      const float loss = %(name)s_train_step(label);
+      const int32_t pred = %(name)s_train_predicted();
       fwrite(&loss, sizeof loss, 1, out);
       fwrite(&pred, sizeof pred, 1, out);
     } else {

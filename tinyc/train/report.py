@@ -50,6 +50,9 @@ class TrainingReport:
     timeline: list[tuple[str, int]]  # (phase, most bytes live in it)
     peak_step: str
     compare: list[SchemeFigure] = field(default_factory=list)
+    board: str = ""
+    board_sram: int | None = None  # all of the board's RAM regions
+    board_flash: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -76,6 +79,16 @@ class TrainingReport:
                   f"{self.flash_init_copies:,} B (train_reset)",
                   "  per step: " + ", ".join(f"{phase} {b:,} B" for phase, b in self.timeline)
                   + f"; peak at {self.peak_step}"]
+        if self.board_sram:
+            left = self.board_sram - self.peak_sram
+            lines.append(f"  {self.board}: {self.board_sram:,} B of RAM: " + (
+                f"fits, {left:,} B to spare" if left >= 0 else
+                f"does NOT fit by {-left:,} B: train fewer layers or channels (--update sparse:FILE with lower "
+                "weight_update_ratio or fewer manual_weight_idx), --rounding stochastic (no update residuals), "
+                "or fewer biases (n_bias_update)"))
+            flash = self.flash_weights + self.flash_init_copies
+            if self.board_flash and flash > self.board_flash:
+                lines.append(f"  weights need {flash:,} B of flash, the board has {self.board_flash:,} B")
         if self.compare:
             lines += ["", f"  {'scheme':<28} {'SRAM (no stack)':>16} {'without reordering':>20}"]
             for c in self.compare:
@@ -131,6 +144,10 @@ def training_report(tc: TrainCompiled, board: Any | None = None, compare: bool =
                          state=m.state + SGD_BYTES, masks=m.masks, saved=m.saved, stack=stack, static_data=static,
                          flash_weights=prog.weight_bytes - init, flash_init_copies=init, peak_sram=peak, peak_how=how,
                          patched=tc.train.patched, timeline=tl, peak_step=at)
+    if board is not None and getattr(board, "cpu", "host") != "host":
+        from tinyc.target.boards import flash_bytes, sram_bytes
+
+        rep.board, rep.board_sram, rep.board_flash = board.name, sram_bytes(board), flash_bytes(board)
     if compare and model is not None:
         rep.compare.append(SchemeFigure(tc.scheme.name, m.sram, no_reorder_bytes(tc), m.params))
         for scheme in ("full", "bias", "classifier"):

@@ -38,10 +38,35 @@ typedef struct {
   int32_t act_max;
 } tinyc_fully_connected_pc_params_t;
 
+/* Compile-time packed weights (tinyc/ops/fully_connected.py pack_weights), for layers whose
+ * weights are constant: the weights plus the filter offset, widened to int16 and interleaved for
+ * SMLAD, so that the inner loop reads two int16 pairs per row and four inputs. Rows go in blocks
+ * of 4, then one of 2 and one of 1 for the remainder; within a block, per chunk of four inputs
+ * x[4k..4k+3], each row r gives two words: (w[r][4k], w[r][4k+2]) and (w[r][4k+1], w[r][4k+3]),
+ * low half first (the lanes SXTB16 makes of the input word). The last chunk is padded with zero
+ * weights. The bias is folded: bias[o] = TFLM's bias + input_offset * sum_d (w[o][d] +
+ * filter_offset), so acc = bias[o] + sum_d (w[o][d] + filter_offset) * x[d], the same integer.
+ * Per-tensor quantization passes the same multiplier and shift for every row. */
+typedef struct {
+  int32_t batches;
+  int32_t output_depth;
+  int32_t accum_depth;
+  int32_t output_offset;
+  int32_t act_min;
+  int32_t act_max;
+  const int32_t *bias;              /* [output_depth], the input offset folded in */
+  const int32_t *output_multiplier; /* [output_depth] */
+  const int32_t *output_shift;      /* [output_depth] */
+  const int32_t *weights;           /* packed as above */
+} tinyc_fully_connected_packed_params_t;
+
 /* bias may be NULL */
 void tinyc_fully_connected_s8(const tinyc_fully_connected_params_t *p, const int8_t *input,
                               const int8_t *weights, const int32_t *bias, int8_t *output);
 void tinyc_fully_connected_s8_pc(const tinyc_fully_connected_pc_params_t *p, const int8_t *input,
                                  const int8_t *weights, const int32_t *bias, int8_t *output);
+
+void tinyc_fully_connected_s8_packed(const tinyc_fully_connected_packed_params_t *p, const int8_t *input,
+                                     int8_t *output);
 
 #endif /* TINYC_FULLY_CONNECTED_H */
