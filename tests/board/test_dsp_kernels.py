@@ -48,3 +48,56 @@ def test_dsp_kernels_bit_exact_on_odd_shapes(tmp_path, board: str, patch: str) -
     data = random_dataset(c.graph.t(c.graph.inputs[0]), 4, seed=11)
     res = validate(m, bd, data, emulate=True, quiet=True, compiled=c)
     assert res.bit_exact, (res.first_mismatch, res.first_layer_mismatch)
+
+
+def _fc_model() -> bytes:
+    """A chain of FULLY_CONNECTED layers on the packed kernel's tails: row blocks of 4, 2 and 1,
+    input counts that are not multiples of 8 or 4, per-tensor weights with a zero point,
+    per-channel weights, two batch rows, input zero points at both ends."""
+    import numpy as np
+
+    from tests.support.tflite_builder import ModelBuilder
+
+    rng = np.random.default_rng(5)
+    b = ModelBuilder()
+    x = b.input("x", shape=(2, 37), dtype="int8", scale=0.05, zero_point=-128)
+    layers = [  # (units, per-channel, weights zero point, output zero point, activation)
+        (23, False, 3, 127, "NONE"),   # 37 inputs: 4 chunks of 8, one of 4, a tail of 1
+        (7, True, 0, -5, "RELU6"),     # 23 inputs, rows 4 + 2 + 1
+        (6, False, 0, 9, "RELU"),      # 7 inputs: a chunk of 4 and a tail of 3
+        (3, True, 0, -128, "NONE"),    # rows 2 + 1
+    ]
+    depth = 37
+    for i, (units, pc, wzp, ozp, act) in enumerate(layers):
+        w = rng.integers(-127, 128, size=(units, depth)).astype(np.int8)
+        scale = list(rng.uniform(0.002, 0.01, units)) if pc else 0.006
+        wt = b.const(f"w{i}", w, scale=scale, zero_point=[0] * units if pc else wzp, quantized_dimension=0)
+        in_s = 0.05 if i == 0 else 0.08
+        bs = [in_s * s for s in scale] if pc else in_s * scale
+        bt = b.const(f"b{i}", rng.integers(-3000, 3000, size=units).astype(np.int32), scale=bs,
+                     zero_point=[0] * units if pc else 0)
+        y = b.tensor(f"y{i}", shape=(2, units), dtype="int8", scale=0.08, zero_point=ozp)
+        b.op("FULLY_CONNECTED", inputs=[x, wt, bt], outputs=[y], options=dict(fused_activation_function=act))
+        x, depth = y, units
+    b.output(x)
+    return b.build()
+
+
+@pytest.mark.parametrize("board", ["mps2_an386", "mps2_an500", "mps2_an505"])
+@pytest.mark.parametrize("kernel", ["packed", "model_layout"])
+def test_fully_connected_dsp_bit_exact(tmp_path, monkeypatch, board: str, kernel: str) -> None:
+    import tinyc.ops.fully_connected as fc
+
+    if kernel == "model_layout":  # what trained layers and layers too large to pack run
+        monkeypatch.setattr(fc, "PACK_MAX_EXTRA_BYTES", -(1 << 40))
+    m = tmp_path / "fc.tflite"
+    m.write_bytes(_fc_model())
+    bd = get_board(board)
+    c = compile_model(m, Options(patch="off", alignment=bd.alignment))
+    kinds = {call.function for call in c.calls}
+    want = ({"tinyc_fully_connected_s8_packed"} if kernel == "packed"
+            else {"tinyc_fully_connected_s8", "tinyc_fully_connected_s8_pc"})
+    assert kinds == want, kinds
+    data = random_dataset(c.graph.t(c.graph.inputs[0]), 4, seed=12)
+    res = validate(m, bd, data, emulate=True, quiet=True, compiled=c)
+    assert res.bit_exact, (res.first_mismatch, res.first_layer_mismatch)

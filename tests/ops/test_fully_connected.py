@@ -100,6 +100,12 @@ CASES: dict[str, Callable[[], Case]] = {
     "fc_single_unit_flattened_image": lambda: _case((1, 4, 4, 3), 1, 13, out_shape=(1, 1),
                                                                 features=48),
     "fc_tiny_multiplier": lambda: _case((1, 16), 4, 14, in_q=(0.001, 0), w_scale=0.0001, out_q=(1.0, 3)),
+    # the packed kernel's row blocks (4, then 2 and 1) and chunk tails (8 inputs per pass, then 4, then 1-3)
+    "fc_row_blocks_4_2_1_depth_8k_plus_7": lambda: _case((1, 23), 7, 15, act="RELU6", out_q=(0.04, -128)),
+    "fc_row_blocks_depth_8k_plus_4_batches_3": lambda: _case((3, 12), 6, 16, w_scale=PC[:6]),
+    "fc_one_input_five_units": lambda: _case((2, 1), 5, 17),
+    "fc_vww_head_256_to_2": lambda: _case((1, 256), 2, 18, w_scale=0.004, out_q=(0.1, -10)),
+    "fc_kws_head_64_to_12_weights_zp": lambda: _case((1, 64), 12, 19, w_zp=-5, w_range=(-120, 120)),
     **{f"fc_random_config_{i}": (lambda i=i: _random_case(i)) for i in range(10)},
 }
 
@@ -114,9 +120,18 @@ def goldens(cases: dict[str, Case]) -> dict[str, list[np.ndarray]]:
     return tflm_goldens(cases)
 
 
+@pytest.mark.parametrize("kernel", ["packed", "model_layout"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_matches_tflm(name: str, cases: dict[str, Case], goldens: dict[str, list[np.ndarray]]) -> None:
+def test_matches_tflm(name: str, kernel: str, cases: dict[str, Case], goldens: dict[str, list[np.ndarray]],
+                      monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Both kernels: the packed int16 weights (constant layers) and the model's [out][in] layout
+    (trained layers and those too large to pack), forced here by a packing budget below zero."""
     case = cases[name]
+    if kernel == "model_layout":
+        import tinyc.ops.fully_connected as fc
+
+        monkeypatch.setattr(fc, "PACK_MAX_EXTRA_BYTES", -(1 << 40))
+        monkeypatch.setenv("TINYC_CACHE", str(tmp_path))  # the host build cache does not key on it
     got = run_on_host(case.model, list(case.inputs))
     assert_outputs_equal(got, goldens[name])
 
@@ -126,15 +141,47 @@ def test_fc_macs_and_kernel_choice() -> None:
     from tinyc.frontend.tflite_reader import read_tflite
     from tinyc.ops.registry import lookup
 
+    import dataclasses
+
+    import tinyc.ops.fully_connected as fc
+
     rng = np.random.default_rng(0)
     for w_scale, fn in ((0.01, "tinyc_fully_connected_s8"), (PC[:5], "tinyc_fully_connected_s8_pc")):
         g = read_tflite(data=fc_model((3, 16), 5, rng=rng, w_scale=w_scale))
         op = g.ops[0]
         mod = lookup("FULLY_CONNECTED")
         assert mod.macs(op, g) == 3 * 16 * 5
-        call = mod.lower(op, g)
-        assert call.function == fn
+        call = mod.lower(op, g)  # constant weights: packed for SMLAD
+        assert call.function == "tinyc_fully_connected_s8_packed"
         assert call.params["batches"] == 3 and call.params["accum_depth"] == 16
+        assert call.params["weights"].dtype == np.int32 and call.params["weights"].size == 5 * 4 * 2
+        assert [a.kind for a in call.args] == ["in", "out"]  # the int8 tensor is no longer read
+        # trained weights change at run time in the model's layout: nothing packed or folded
+        trained = dataclasses.replace(op, attrs={**op.attrs, "trained": True})
+        call = mod.lower(trained, g)
+        assert call.function == fn and [a.kind for a in call.args] == ["in", "const", "const", "out"]
+    # too large to pack within the flash budget: the model's layout
+    g = read_tflite(data=fc_model((1, 1024), 40, rng=rng))
+    assert fc.packed_weight_bytes(40, 1024) - 40 * 1024 > fc.PACK_MAX_EXTRA_BYTES
+    assert lookup("FULLY_CONNECTED").lower(g.ops[0], g).function == "tinyc_fully_connected_s8"
+
+
+def test_fc_packed_layout() -> None:
+    """Row blocks of 4, 2, 1; per chunk and row the even and odd int16 pairs, zero padded."""
+    import tinyc.ops.fully_connected as fc
+
+    w = np.arange(7 * 6).reshape(7, 6) - 20  # 7 rows (4 + 2 + 1), 6 inputs (2 chunks, the last padded)
+    words = fc.pack_weights(w).view(np.uint32)
+    lo = (words & 0xffff).astype(np.uint16).view(np.int16).astype(int)
+    hi = (words >> 16).astype(np.uint16).view(np.int16).astype(int)
+    wp = np.zeros((7, 8), dtype=int)
+    wp[:, :6] = w
+    want, pos = [], 0
+    for rows in (range(0, 4), range(4, 6), range(6, 7)):
+        for k in range(2):
+            for r in rows:
+                want += [(wp[r, 4 * k], wp[r, 4 * k + 2]), (wp[r, 4 * k + 1], wp[r, 4 * k + 3])]
+    assert list(zip(lo, hi)) == want
 
 
 # ---------------------------------------------------------------------------- unsupported

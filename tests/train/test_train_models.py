@@ -174,3 +174,29 @@ def test_compile_train_writes_a_project_that_cross_compiles_warning_free(tmp_pat
                         "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror", "-Iruntime/include",
                         "-I.", "-c", *srcs], cwd=out, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_scheme_json_round_trips_through_sparse_file(tmp_path: Path) -> None:
+    """--json prints the scheme in the form sparse:FILE reads: the same updates again."""
+    path = _model("mlperf_tiny/vww_96_int8.tflite")
+    tc = compile_training(path, TrainOptions(update="auto"), search_seconds=0)
+    f = tmp_path / "scheme.json"
+    f.write_text(json.dumps(tc.scheme.to_json()))
+    again = compile_training(path, TrainOptions(update=f"sparse:{f}"), search_seconds=0)
+    assert again.train.updates == tc.train.updates
+    assert again.memory == tc.memory
+
+
+def test_new_head_starts_at_chance_with_a_wide_logit_range() -> None:
+    from tinyc.train.compile import prepare_graph
+
+    path = _model("hanlab/vww.tflite")
+    _, _, _, g, (shapes, quant) = prepare_graph(path, Options(input_type="int8"), 7)
+    from tinyc.train.graph import find_logits
+
+    logits, _, clf = find_logits(g)
+    w = g.t(clf.inputs[1])
+    assert w.shape[0] == 7 and not w.data.any() and len(w.quant.scale) == 7
+    assert g.t(logits).shape[-1] == 7 and g.t(logits).quant.s * 255 >= 30  # logits over about +-16
+    assert g.t(g.outputs[0]).shape[-1] == 7  # DEQUANTIZE's output follows
+    assert shapes and quant

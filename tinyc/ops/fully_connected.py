@@ -14,11 +14,15 @@ import numpy as np
 
 from tinyc.ir import Graph, Op, Tensor
 from tinyc.ops.base import Arg, Backward, GradContext, KernelCall, OpSupport, Weights, unsupported
+from tinyc.ops import _conv_math as cm
 from tinyc.ops import _train_math as tm
 from tinyc.ops.registry import register
 from tinyc.quant import activation_range, INT32_MAX, quantize_multiplier, quantize_multiplier_array
 
 KIND = "FULLY_CONNECTED"
+#: the packed kernel's int16 weights may cost at most this much flash over the int8 tensor they
+#: replace (per layer); larger layers run the model-layout kernel on the int8 weights
+PACK_MAX_EXTRA_BYTES = 32 * 1024
 FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
@@ -149,6 +153,40 @@ class FullyConnected(OpSupport):
             scratch_per_sel=1, scratch_fixed=0, macs_input=macs, macs_update=macs)
         return tm.weighted_backward(op, g, ctx, fam, self.weights(op, g))
 
+    def _lower_packed(self, op: Op, g: Graph, comment: str, act_min: int, act_max: int) -> KernelCall | None:
+        """tinyc_fully_connected_s8_packed: the weights (+ filter offset) widened to int16 and
+        interleaved for SMLAD at compile time, the input offset folded into the bias. Not for
+        trained layers (their weights change at run time, in the model's layout), a bias computed
+        at run time, a fold that would not fit int32, or weights whose int16 copy would cost more
+        than PACK_MAX_EXTRA_BYTES of flash over the int8 tensor it replaces."""
+        x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
+        bias = _bias(op, g)
+        if op.attrs.get("trained") or op.attrs.get("split") or (bias is not None and bias.data is None):
+            return None
+        units, depth = w.shape
+        if packed_weight_bytes(units, depth) - w.nbytes > PACK_MAX_EXTRA_BYTES:
+            return None
+        w_off = 0 if w.quant.per_channel else -w.quant.zp
+        wide = w.data.astype(np.int32) + w_off
+        folded = cm.folded_bias(wide, bias.data if bias is not None else None, -x.quant.zp)
+        if folded is None:
+            return None
+        if w.quant.per_channel:
+            mult, shift = quantize_multiplier_array(
+                np.array([x.quant.s * s / y.quant.s for s in w.quant.scale], dtype=np.float64))
+        else:
+            mult_i, shift_i = quantize_multiplier(x.quant.s * w.quant.s / y.quant.s)
+            mult, shift = np.full(units, mult_i, dtype=np.int32), np.full(units, shift_i, dtype=np.int32)
+        batches, _, _ = _dims(op, g)
+        params = dict(batches=batches, output_depth=units, accum_depth=depth, output_offset=y.quant.zp,
+                      act_min=act_min, act_max=act_max, bias=folded, output_multiplier=mult, output_shift=shift,
+                      weights=pack_weights(wide))
+        return KernelCall(function="tinyc_fully_connected_s8_packed", header="tinyc/fully_connected.h",
+                          sources=("fully_connected.c",), params_type="tinyc_fully_connected_packed_params_t",
+                          params=params, args=(Arg("in", op.inputs[0]), Arg("out", op.outputs[0])),
+                          comment=comment + (" per-channel" if w.quant.per_channel else "")
+                          + f", int16 weights packed for SMLAD ({packed_weight_bytes(units, depth):,} B)")
+
     def macs(self, op: Op, g: Graph) -> int:
         batches, output_depth, accum_depth = _dims(op, g)
         return batches * output_depth * accum_depth
@@ -163,6 +201,9 @@ class FullyConnected(OpSupport):
         bias_arg = Arg("null") if bias is None else Arg("const" if bias.is_const else "in", bias.name)
         args = (Arg("in", op.inputs[0]), Arg("const", op.inputs[1]), bias_arg, Arg("out", op.outputs[0]))
         comment = f"FULLY_CONNECTED {batches}x{accum_depth} -> {output_depth} {act}"
+        packed = self._lower_packed(op, g, comment, act_min, act_max)
+        if packed is not None:
+            return packed
         if w.quant.per_channel:
             # per channel: double(input_scale) * double(filter_scale) / double(output_scale)
             mult, shift = quantize_multiplier_array(
@@ -181,3 +222,33 @@ class FullyConnected(OpSupport):
         return tm.forward_call(op, KernelCall(
             function="tinyc_fully_connected_s8", header="tinyc/fully_connected.h", sources=("fully_connected.c",),
             params_type="tinyc_fully_connected_params_t", params=params, args=args, comment=comment))
+
+
+def _row_blocks(units: int) -> list[int]:
+    """The packed kernel's row blocks: fours, then a two and a one for the remainder."""
+    return [4] * (units // 4) + ([2] if units % 4 >= 2 else []) + ([1] if units % 2 else [])
+
+
+def packed_weight_bytes(units: int, depth: int) -> int:
+    return units * (-(-depth // 4)) * 4 * 2
+
+
+def pack_weights(wide: np.ndarray) -> np.ndarray:
+    """The [units, depth] int16-range weights in tinyc_fully_connected_packed_params_t's layout
+    (tinyc/fully_connected.h): per row block, per chunk of four inputs, per row of the block, the
+    words (w[4k], w[4k+2]) and (w[4k+1], w[4k+3]), low half first; zeros past the last input."""
+    units, depth = wide.shape
+    chunks = -(-depth // 4)
+    w = np.zeros((units, chunks * 4), dtype=np.int64)
+    w[:, :depth] = wide
+    assert np.abs(w).max(initial=0) <= 0x7fff
+    lanes = (w & 0xffff).reshape(units, chunks, 4)
+    even = lanes[:, :, 0] | (lanes[:, :, 2] << 16)
+    odd = lanes[:, :, 1] | (lanes[:, :, 3] << 16)
+    words = np.stack([even, odd], axis=-1)  # [units, chunks, 2]
+    out, row = [], 0
+    for r in _row_blocks(units):
+        out.append(words[row:row + r].transpose(1, 0, 2).ravel())
+        row += r
+    flat = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+    return flat.astype(np.uint32).view(np.int32)

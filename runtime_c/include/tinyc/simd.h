@@ -18,6 +18,12 @@ static inline int32_t tinyc_sxtb16_ror8(uint32_t x) {
   __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
   return r;
 }
+
+/* *a, *b = the next two words at *p (word-aligned), *p advanced past them: one LDRD with
+ * write-back (the compiler splits a 64-bit copy into two loads and pointer arithmetic). */
+static inline void tinyc_ldrd_next(const int32_t **p, int32_t *a, int32_t *b) {
+  __asm__("ldrd %0, %1, [%2], #8" : "=&r"(*a), "=&r"(*b), "+r"(*p) : "m"(*(const int32_t(*)[2]) * p));
+}
 #else
 #define TINYC_DSP 0
 #endif
