@@ -3,7 +3,7 @@ MobileNet/MCUNet layers, counted exactly by QEMU's instruction-count plugin (ins
 cycles: the emulator has no pipeline model; on a Cortex-M4/M7 most of these run in 1 cycle,
 SMLAD included, loads 1-2).
 
-    python benchmarks/kernels.py [--boards mps2_an386,stm32f746g_disco]
+    python benchmarks/kernels.py [--boards mps2_an386,stm32f746g_disco] [--only fc]
 
 Each layer is one op between an int8 input and output, compiled and run by `tinyc validate`
 (so every figure is also a bit-exactness check against TFLM on a random input), then counted by
@@ -88,6 +88,7 @@ def layer_model(shape: tuple[int, int, int], kind: str, k: int, s: int, c_out: i
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--boards", default="mps2_an386,stm32f746g_disco")
+    ap.add_argument("--only", default="", help="only the layers whose name contains this")
     args = ap.parse_args()
     boards = args.boards.split(",")
     hdr = f"{'layer':<28} {'MACs':>10} " + " ".join(f"{b + ' instr/MAC':>30}" for b in boards) + "  kernel"
@@ -95,6 +96,8 @@ def main() -> int:
     print("-" * len(hdr))
     with tempfile.TemporaryDirectory(prefix="tinyc-bench-kernels-") as tmp:
         for name, shape, kind, k, s, c_out in LAYERS:
+            if args.only not in name:
+                continue
             m = Path(tmp) / f"{name.replace(' ', '_').replace('/', 's')}.tflite"
             m.write_bytes(layer_model(shape, kind, k, s, c_out))
             cells, macs = [], 0

@@ -97,3 +97,40 @@ def activation_range(activation: str, scale: float, zero_point: int, dtype: str 
     if activation == "RELU_N1_TO_1":
         return max(qmin, q(-1.0)), min(qmax, q(1.0))
     raise ValueError(f"fused activation {activation} is not supported")
+
+
+def fast_requant(bias: np.ndarray, mult: np.ndarray, shift: np.ndarray, output_zp: int,
+                 acc_bound: np.ndarray) -> np.ndarray | None:
+    """Per-channel constants of the kernels' fast requantization (runtime_c quant.h tinyc_rq_s8),
+    or None when it would not give TFLM's value for every accumulator the layer can produce.
+
+    The kernel accumulates acc2 = 2 * (acc + bias) (weights and bias doubled at compile time) and
+    computes t = floor((acc2 * q + 2^31) / 2^32), one SMMULR, which equals
+    SaturatingRoundingDoublingHighMul(acc + bias, q) = floor(((acc + bias) * q + 2^30) / 2^31) while
+    |acc2| < 2^31; then (t + 2^(e-1) + zp * 2^e + (t < 0 ? -1 : 0)) >> e, which is
+    RoundingDivideByPOT(t, e) + zp (round half away from zero) while the sum fits int32.
+    Needs a right shift e = -shift >= 1 on every channel (real multipliers below 0.5).
+
+    acc_bound: per channel, a bound on |acc + bias| over every input. Returns int32 [channels, 4]:
+    2 * bias, q, 2^(e-1) + zp * 2^e, e."""
+    bias = np.asarray(bias, dtype=np.int64)
+    mult = np.asarray(mult, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    bound = np.asarray(acc_bound, dtype=np.int64)
+    if shift.size == 0 or (shift > -1).any() or (shift < -31).any():
+        return None
+    e = -shift
+    if (2 * bound >= (1 << 31) - 2).any() or (2 * np.abs(bias) > INT32_MAX).any():
+        return None
+    rnd = (np.int64(1) << (e - 1)) + (np.int64(output_zp) << e)
+    # |t| <= |acc + bias| + 1 (|q| <= 2^31); t + rnd - 1 and t + rnd must fit int32
+    if (bound + 1 + np.abs(rnd) + 1 > INT32_MAX).any():
+        return None
+    return np.stack([2 * bias, mult, rnd, e], axis=1).astype(np.int32)
+
+
+def fast_requant_reference(acc: int, bias: int, q: int, rnd: int, e: int) -> int:
+    """What tinyc_rq_s8 computes before the clamp (for tests): acc2 = 2 * acc + bias2."""
+    acc2 = 2 * acc + bias
+    t = (acc2 * q + (1 << 31)) >> 32
+    return (t + rnd + (-1 if t < 0 else 0)) >> e

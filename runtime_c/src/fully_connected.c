@@ -203,7 +203,16 @@ TINYC_INLINE void tinyc_fc_chunk(uint32_t xv, const int32_t **w, const int rows,
 TINYC_INLINE const int32_t *tinyc_fc_block(const int8_t *x, const int32_t *w, int32_t depth, const int rows,
                                            int32_t acc[4]) {
   int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-  const int8_t *const x_end = x + (depth & ~(int32_t)7);
+  if (rows <= 2) { /* fewer rows: more chunks per pass, the loop's own instructions amortised */
+    const int8_t *const x16 = x + (depth & ~(int32_t)15);
+    for (; x < x16; x += 16) {
+      tinyc_fc_chunk(tinyc_load4(x), &w, rows, &a0, &a1, &a2, &a3);
+      tinyc_fc_chunk(tinyc_load4(x + 4), &w, rows, &a0, &a1, &a2, &a3);
+      tinyc_fc_chunk(tinyc_load4(x + 8), &w, rows, &a0, &a1, &a2, &a3);
+      tinyc_fc_chunk(tinyc_load4(x + 12), &w, rows, &a0, &a1, &a2, &a3);
+    }
+  }
+  const int8_t *const x_end = x + ((rows <= 2 ? depth & 15 : depth) & ~(int32_t)7);
   for (; x < x_end; x += 8) {
     tinyc_fc_chunk(tinyc_load4(x), &w, rows, &a0, &a1, &a2, &a3);
     tinyc_fc_chunk(tinyc_load4(x + 4), &w, rows, &a0, &a1, &a2, &a3);
@@ -222,34 +231,46 @@ TINYC_INLINE const int32_t *tinyc_fc_block(const int8_t *x, const int32_t *w, in
   return w;
 }
 
-void tinyc_fully_connected_s8_packed(const tinyc_fully_connected_packed_params_t *p, const int8_t *input,
-                                     int8_t *output) {
+/* One batch row of the packed kernel; full: the clamp is int8's own range (a constant where inlined). */
+TINYC_INLINE void tinyc_fc_packed_row(const tinyc_fully_connected_packed_params_t *p, const int8_t *x, int8_t *y,
+                                      const int full) {
   const int32_t depth = p->accum_depth;
   const int32_t out_depth = p->output_depth;
-  const tinyc_requant_t r = {p->bias, p->output_multiplier, p->output_shift, p->output_offset, p->act_min,
-                             p->act_max};
+  const int32_t lo = p->act_min, hi = p->act_max;
+  const int32_t *w = p->weights;
+  const int32_t *rq = p->requant;
+  int32_t acc[4];
+  int32_t o = 0;
+  for (; o + 4 <= out_depth; o += 4, rq += 16) {
+    w = tinyc_fc_block(x, w, depth, 4, acc);
+    y[o] = tinyc_rq_clamp(tinyc_rq(acc[0] + rq[0], rq), full, lo, hi);
+    y[o + 1] = tinyc_rq_clamp(tinyc_rq(acc[1] + rq[4], rq + 4), full, lo, hi);
+    y[o + 2] = tinyc_rq_clamp(tinyc_rq(acc[2] + rq[8], rq + 8), full, lo, hi);
+    y[o + 3] = tinyc_rq_clamp(tinyc_rq(acc[3] + rq[12], rq + 12), full, lo, hi);
+  }
+  if (o + 2 <= out_depth) {
+    w = tinyc_fc_block(x, w, depth, 2, acc);
+    y[o] = tinyc_rq_clamp(tinyc_rq(acc[0] + rq[0], rq), full, lo, hi);
+    y[o + 1] = tinyc_rq_clamp(tinyc_rq(acc[1] + rq[4], rq + 4), full, lo, hi);
+    o += 2;
+    rq += 8;
+  }
+  if (o < out_depth) {
+    (void)tinyc_fc_block(x, w, depth, 1, acc);
+    y[o] = tinyc_rq_clamp(tinyc_rq(acc[0] + rq[0], rq), full, lo, hi);
+  }
+}
+
+void tinyc_fully_connected_s8_packed(const tinyc_fully_connected_packed_params_t *p, const int8_t *input,
+                                     int8_t *output) {
+  const int full = p->act_min == -128 && p->act_max == 127;
   for (int32_t b = 0; b < p->batches; ++b) {
-    const int8_t *const x = input + b * depth;
-    int8_t *const y = output + b * out_depth;
-    const int32_t *w = p->weights;
-    int32_t acc[4];
-    int32_t o = 0;
-    for (; o + 4 <= out_depth; o += 4) {
-      w = tinyc_fc_block(x, w, depth, 4, acc);
-      y[o] = tinyc_requant_ch(&r, acc[0], o);
-      y[o + 1] = tinyc_requant_ch(&r, acc[1], o + 1);
-      y[o + 2] = tinyc_requant_ch(&r, acc[2], o + 2);
-      y[o + 3] = tinyc_requant_ch(&r, acc[3], o + 3);
-    }
-    if (o + 2 <= out_depth) {
-      w = tinyc_fc_block(x, w, depth, 2, acc);
-      y[o] = tinyc_requant_ch(&r, acc[0], o);
-      y[o + 1] = tinyc_requant_ch(&r, acc[1], o + 1);
-      o += 2;
-    }
-    if (o < out_depth) {
-      (void)tinyc_fc_block(x, w, depth, 1, acc);
-      y[o] = tinyc_requant_ch(&r, acc[0], o);
+    const int8_t *const x = input + b * p->accum_depth;
+    int8_t *const y = output + b * p->output_depth;
+    if (full) {
+      tinyc_fc_packed_row(p, x, y, 1);
+    } else {
+      tinyc_fc_packed_row(p, x, y, 0);
     }
   }
 }

@@ -285,3 +285,44 @@ def test_c_runtime_requantization_matches_the_reference(tmp_path) -> None:
     want = [(ref_mbqm(x, q, s), ref_srdhm(x, q)) for x, q, s in cases]
     bad = [(c, g, w) for c, g, w in zip(cases, got, want) if g != w]
     assert len(got) == len(cases) and not bad, bad[:5]
+
+
+def test_fast_requant_equals_tflm_double_rounding() -> None:
+    """The kernels' SMMULR form (tinyc_rq) gives MultiplyByQuantizedMultiplier + zp for every
+    accumulator within the proven bound: random and edge accumulators, multipliers (negative and
+    zero ones too), shifts 1..31, zero points at both ends."""
+    from tinyc.quant import fast_requant, fast_requant_reference, multiply_by_quantized_multiplier
+
+    rng = np.random.default_rng(7)
+    for trial in range(400):
+        e = int(rng.integers(1, 32))
+        q = int(rng.choice([rng.integers(1 << 30, 1 << 31), -int(rng.integers(1 << 30, (1 << 31) + 1)), 0,
+                            (1 << 31) - 1, 1 << 30]))
+        zp = int(rng.choice([-128, 127, 0, int(rng.integers(-128, 128))]))
+        bound = int(rng.choice([1000, 1 << 20, (1 << 29), int(rng.integers(1, 1 << 30))]))
+        bias = int(rng.integers(-bound, bound + 1))
+        rq = fast_requant(np.array([bias]), np.array([q]), np.array([-e]), zp, np.array([bound]))
+        if rq is None:
+            assert 2 * bound >= (1 << 31) - 2 or bound + (1 << (e - 1)) + abs(zp) * (1 << e) + 2 > (1 << 31) - 1
+            continue
+        b2, qq, rnd, ee = (int(v) for v in rq[0])
+        assert (b2, qq, ee) == (2 * bias, q, e)
+        edges = [bias, -bias, bound - bias, -bound - bias, 0, 1, -1]
+        for acc in edges + [int(v) for v in rng.integers(-bound - bias, bound - bias + 1, size=20)]:
+            if abs(acc + bias) > bound:
+                continue
+            want = multiply_by_quantized_multiplier(acc + bias, q, -e) + zp
+            assert fast_requant_reference(acc, b2, qq, rnd, ee) == want, (acc, bias, q, e, zp)
+        for t in (-(3 << (e - 1)), -(1 << (e - 1)), 1 << (e - 1), 3 << (e - 1), -1, 1):  # the divide's halves
+            assert (t + rnd + (-1 if t < 0 else 0)) >> e == rounding_divide_by_pot(t, e) + zp, (t, e, zp)
+
+
+def test_fast_requant_refuses_what_it_cannot_prove() -> None:
+    from tinyc.quant import fast_requant
+
+    one = np.array([1 << 30])
+    assert fast_requant(np.array([0]), one, np.array([0]), 0, np.array([10])) is None  # no right shift
+    assert fast_requant(np.array([0]), one, np.array([2]), 0, np.array([10])) is None  # a left shift
+    assert fast_requant(np.array([0]), one, np.array([-3]), 0, np.array([1 << 30])) is None  # 2 acc overflows
+    assert fast_requant(np.array([0]), one, np.array([-31]), 100, np.array([10])) is None  # zp << 31
+    assert fast_requant(np.array([5]), one, np.array([-3]), -7, np.array([10])) is not None

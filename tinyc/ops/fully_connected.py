@@ -17,7 +17,7 @@ from tinyc.ops.base import Arg, Backward, GradContext, KernelCall, OpSupport, We
 from tinyc.ops import _conv_math as cm
 from tinyc.ops import _train_math as tm
 from tinyc.ops.registry import register
-from tinyc.quant import activation_range, INT32_MAX, quantize_multiplier, quantize_multiplier_array
+from tinyc.quant import activation_range, fast_requant, INT32_MAX, quantize_multiplier, quantize_multiplier_array
 
 KIND = "FULLY_CONNECTED"
 #: the packed kernel's int16 weights may cost at most this much flash over the int8 tensor they
@@ -155,10 +155,12 @@ class FullyConnected(OpSupport):
 
     def _lower_packed(self, op: Op, g: Graph, comment: str, act_min: int, act_max: int) -> KernelCall | None:
         """tinyc_fully_connected_s8_packed: the weights (+ filter offset) widened to int16 and
-        interleaved for SMLAD at compile time, the input offset folded into the bias. Not for
-        trained layers (their weights change at run time, in the model's layout), a bias computed
-        at run time, a fold that would not fit int32, or weights whose int16 copy would cost more
-        than PACK_MAX_EXTRA_BYTES of flash over the int8 tensor it replaces."""
+        interleaved for SMLAD at compile time (doubled: the fast requantization), the input offset
+        folded into the bias. Not for trained layers (their weights change at run time, in the
+        model's layout), a bias computed at run time, a fold that would not fit int32, layers
+        tinyc/quant.py fast_requant cannot prove (a multiplier of 0.5 or more, huge accumulators),
+        or weights whose int16 copy would cost more than PACK_MAX_EXTRA_BYTES of flash over the
+        int8 tensor it replaces."""
         x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
         bias = _bias(op, g)
         if op.attrs.get("trained") or op.attrs.get("split") or (bias is not None and bias.data is None):
@@ -167,7 +169,7 @@ class FullyConnected(OpSupport):
         if packed_weight_bytes(units, depth) - w.nbytes > PACK_MAX_EXTRA_BYTES:
             return None
         w_off = 0 if w.quant.per_channel else -w.quant.zp
-        wide = w.data.astype(np.int32) + w_off
+        wide = w.data.astype(np.int64) + w_off
         folded = cm.folded_bias(wide, bias.data if bias is not None else None, -x.quant.zp)
         if folded is None:
             return None
@@ -177,10 +179,16 @@ class FullyConnected(OpSupport):
         else:
             mult_i, shift_i = quantize_multiplier(x.quant.s * w.quant.s / y.quant.s)
             mult, shift = np.full(units, mult_i, dtype=np.int32), np.full(units, shift_i, dtype=np.int32)
+        # |acc + bias| <= span * sum |w| + |bias|; the partial sums of w * x (offset folded) stay
+        # within 128 * sum |w| <= that
+        span = max(abs(-128 - x.quant.zp), abs(127 - x.quant.zp))
+        bound = span * np.abs(wide).sum(axis=1) + (np.abs(bias.data.astype(np.int64)) if bias is not None else 0)
+        requant = fast_requant(folded, mult, shift, y.quant.zp, bound)
+        if requant is None:
+            return None
         batches, _, _ = _dims(op, g)
-        params = dict(batches=batches, output_depth=units, accum_depth=depth, output_offset=y.quant.zp,
-                      act_min=act_min, act_max=act_max, bias=folded, output_multiplier=mult, output_shift=shift,
-                      weights=pack_weights(wide))
+        params = dict(batches=batches, output_depth=units, accum_depth=depth, act_min=act_min, act_max=act_max,
+                      requant=requant.ravel(), weights=pack_weights(2 * wide))
         return KernelCall(function="tinyc_fully_connected_s8_packed", header="tinyc/fully_connected.h",
                           sources=("fully_connected.c",), params_type="tinyc_fully_connected_packed_params_t",
                           params=params, args=(Arg("in", op.inputs[0]), Arg("out", op.outputs[0])),

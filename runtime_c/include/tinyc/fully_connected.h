@@ -39,25 +39,24 @@ typedef struct {
 } tinyc_fully_connected_pc_params_t;
 
 /* Compile-time packed weights (tinyc/ops/fully_connected.py pack_weights), for layers whose
- * weights are constant: the weights plus the filter offset, widened to int16 and interleaved for
- * SMLAD, so that the inner loop reads two int16 pairs per row and four inputs. Rows go in blocks
- * of 4, then one of 2 and one of 1 for the remainder; within a block, per chunk of four inputs
- * x[4k..4k+3], each row r gives two words: (w[r][4k], w[r][4k+2]) and (w[r][4k+1], w[r][4k+3]),
- * low half first (the lanes SXTB16 makes of the input word). The last chunk is padded with zero
- * weights. The bias is folded: bias[o] = TFLM's bias + input_offset * sum_d (w[o][d] +
- * filter_offset), so acc = bias[o] + sum_d (w[o][d] + filter_offset) * x[d], the same integer.
- * Per-tensor quantization passes the same multiplier and shift for every row. */
+ * weights are constant: twice the weights plus the filter offset, widened to int16 and
+ * interleaved for SMLAD, so that the inner loop reads two int16 pairs per row and four inputs.
+ * Rows go in blocks of 4, then one of 2 and one of 1 for the remainder; within a block, per chunk
+ * of four inputs x[4k..4k+3], each row r gives two words: (w[r][4k], w[r][4k+2]) and
+ * (w[r][4k+1], w[r][4k+3]), low half first (the lanes SXTB16 makes of the input word). The last
+ * chunk is padded with zero weights. The kernel computes acc2 = 2 * (sum_d (w[o][d] +
+ * filter_offset) * x[d] + bias + input_offset * sum_d (w[o][d] + filter_offset)), twice TFLM's
+ * accumulator, and requantizes it with tinyc_rq (quant.h): requant[4 * o ..] holds the row's
+ * folded, doubled bias and its multiplier, rounding constant (with the output zero point) and
+ * shift, for per-tensor quantization the same for every row. */
 typedef struct {
   int32_t batches;
   int32_t output_depth;
   int32_t accum_depth;
-  int32_t output_offset;
   int32_t act_min;
   int32_t act_max;
-  const int32_t *bias;              /* [output_depth], the input offset folded in */
-  const int32_t *output_multiplier; /* [output_depth] */
-  const int32_t *output_shift;      /* [output_depth] */
-  const int32_t *weights;           /* packed as above */
+  const int32_t *requant; /* [output_depth][4]: tinyc/quant.py fast_requant */
+  const int32_t *weights; /* packed as above */
 } tinyc_fully_connected_packed_params_t;
 
 /* bias may be NULL */

@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "tinyc/simd.h"
+
 /* Inlined into the kernels' inner loops whatever the optimiser's size heuristics say: a call per
  * output element costs more than the requantization itself. */
 #if defined(__GNUC__)
@@ -67,6 +69,36 @@ typedef struct {
 TINYC_INLINE int8_t tinyc_requant_ch(const tinyc_requant_t *r, int32_t acc, int32_t c) {
   return tinyc_requant_s8(acc + (r->bias != 0 ? r->bias[c] : 0), r->mult[c], r->shift[c], r->output_offset,
                           r->act_min, r->act_max);
+}
+
+/* The fast requantization of the kernels that accumulate twice the sum (weights and bias doubled
+ * at compile time): per channel four constants rq = {2 * bias, q, 2^(e-1) + zp * 2^e, e} from
+ * tinyc/quant.py fast_requant, which proves for the layer that this is TFLM's
+ * MultiplyByQuantizedMultiplier(acc + bias, q, -e) + zp:
+ *   t = floor((acc2 * q + 2^31) / 2^32)          SMMULR: the doubling high multiply, rounded
+ *   y = (t + rq[2] + (t < 0 ? -1 : 0)) >> e      rounding divide by 2^e (halves away from 0), + zp
+ * acc2 = 2 * (acc + bias), the bias already added by the caller (it may start the accumulator). */
+TINYC_INLINE int32_t tinyc_rq(int32_t acc2, const int32_t *rq) {
+#if TINYC_DSP
+  int32_t t;
+  __asm__("smmulr %0, %1, %2" : "=r"(t) : "r"(acc2), "r"(rq[1]));
+#else
+  const int32_t t = (int32_t)(((int64_t)acc2 * rq[1] + ((int64_t)1 << 31)) >> 32);
+#endif
+  return (t + rq[2] + (t >> 31)) >> rq[3]; /* t >> 31: -1 below zero (arithmetic shift) */
+}
+
+/* The clamp to [lo, hi] after tinyc_rq; full: lo = -128 and hi = 127 (a constant where inlined),
+ * one SSAT on cores with the DSP extension. */
+TINYC_INLINE int8_t tinyc_rq_clamp(int32_t v, const int full, int32_t lo, int32_t hi) {
+#if TINYC_DSP
+  if (full) {
+    return (int8_t)__ssat(v, 8);
+  }
+#else
+  (void)full;
+#endif
+  return (int8_t)tinyc_clamp_i32(v, lo, hi);
 }
 
 #endif /* TINYC_QUANT_H */
