@@ -134,9 +134,9 @@ def transfer(epochs: int, n: int | None, lr: float, sparse: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", nargs="?", default="all", choices=("all", "memory", "transfer", "imagenet"))
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--n", type=int, default=None)
-    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--lr", type=float, default=0.02)
     ap.add_argument("--sparse", default=f"sparse:{HERE / 'schemes' / 'vww96_cifar.toml'}")
     ap.add_argument("--rounding", default="accumulate")
     a = ap.parse_args()

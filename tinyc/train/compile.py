@@ -26,7 +26,7 @@ from tinyc.train import graph as tgraph
 from tinyc.train.head import new_head
 from tinyc.train.scheme import Scheme, parse
 
-DEFAULT_LR = 0.01
+DEFAULT_LR = 0.02
 ROUNDINGS = ("accumulate", "stochastic")
 
 
