@@ -40,6 +40,10 @@ class TrainResult:
     seconds_per_step: float = 0.0
     output: str | None = None
     new_head: bool = False
+    #: the exported model run by TFLM on the held-out data: its accuracy, and whether every output
+    #: byte equals the trained program's (None: not checked, tflite-micro missing or no --output)
+    exported_accuracy_tflm: float | None = None
+    exported_bit_exact: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -53,7 +57,10 @@ class TrainResult:
                  f"held-out accuracy: {acc(self.accuracy_before)} before -> {acc(self.accuracy_after)} after",
                  f"training peak SRAM: {self.peak_sram_bytes:,} B ({self.peak_sram_how})"]
         if self.output:
-            lines.append(f"trained model: {self.output}")
+            check = ("" if self.exported_bit_exact is None else
+                     f" (TFLM on it: {acc(self.exported_accuracy_tflm)}, "
+                     + ("every output byte equal to tinyc's)" if self.exported_bit_exact else "OUTPUTS DIFFER from tinyc's)"))
+            lines.append(f"trained model: {self.output}{check}")
         return "\n".join(lines)
 
 
@@ -129,11 +136,16 @@ def train_on_host(model: str | Path, data: str | Path, *, eval_data: str | Path 
     if bar:
         bar.close()
     dt = time.perf_counter() - t0
-    after = accuracy(trainer.evaluate([x_held]), held.labels) if len(held) else None
+    held_out = trainer.evaluate([x_held]) if len(held) else None
+    after = accuracy(held_out, held.labels) if held_out is not None else None
     out_name = None
+    tflm_acc = bit_exact = None
     if output is not None:
-        output.write_bytes(export_trained(tc, model_bytes, trainer))
+        exported = export_trained(tc, model_bytes, trainer)
+        output.write_bytes(exported)
         out_name = str(output)
+        if held_out is not None:
+            tflm_acc, bit_exact = _check_export(exported, tc, x_held, held_out, held.labels)
     peak, how = peak_sram(tc)
     from tinyc.train.graph import describe_updates
 
@@ -142,7 +154,26 @@ def train_on_host(model: str | Path, data: str | Path, *, eval_data: str | Path 
                        steps=len(order), epochs=epochs, learning_rate=lr, qas=qas, classes=train_set.classes,
                        epoch_loss=epoch_loss, epoch_train_accuracy=epoch_acc,
                        seconds_per_step=dt / max(1, len(order)), output=out_name,
-                       new_head=bool(tc.head_shapes))
+                       new_head=bool(tc.head_shapes), exported_accuracy_tflm=tflm_acc, exported_bit_exact=bit_exact)
+
+
+def _check_export(exported: bytes, tc: TrainCompiled, x: np.ndarray, ours: np.ndarray,
+                  labels: np.ndarray) -> tuple[float | None, bool | None]:
+    """TFLM (the golden reference) on the exported model over the held-out inputs: its accuracy and
+    whether its outputs equal the trained program's byte for byte. (None, None) without tflite-micro."""
+    try:
+        import tflite_micro  # noqa: F401
+    except ImportError:
+        return None, None
+    from tinyc.validate.reference import run_tflm
+
+    ref = run_tflm(exported, [_reference_batch(tc, x)])[0]
+    return accuracy(ref, labels), bool(np.array_equal(ref.reshape(ours.shape), ours))
+
+
+def _reference_batch(tc: TrainCompiled, x: np.ndarray) -> np.ndarray:
+    """What TFLM takes for the inputs the compiled program takes (--input-type int8 changes them)."""
+    return tc.compiled.reference_inputs([x])[0]
 
 
 def peak_sram(tc: TrainCompiled, cpu: str = "cortex-m7", fpu: str = "fpv5-sp-d16") -> tuple[int, str]:
