@@ -100,37 +100,42 @@ def activation_range(activation: str, scale: float, zero_point: int, dtype: str 
 
 
 def fast_requant(bias: np.ndarray, mult: np.ndarray, shift: np.ndarray, output_zp: int,
-                 acc_bound: np.ndarray) -> np.ndarray | None:
-    """Per-channel constants of the kernels' fast requantization (runtime_c quant.h tinyc_rq_s8),
+                 acc_bound: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-channel constants of the kernels' fast requantization (runtime_c quant.h tinyc_rq),
     or None when it would not give TFLM's value for every accumulator the layer can produce.
 
-    The kernel accumulates acc2 = 2 * (acc + bias) (weights and bias doubled at compile time) and
-    computes t = floor((acc2 * q + 2^31) / 2^32), one SMMULR, which equals
-    SaturatingRoundingDoublingHighMul(acc + bias, q) = floor(((acc + bias) * q + 2^30) / 2^31) while
-    |acc2| < 2^31; then (t + 2^(e-1) + zp * 2^e + (t < 0 ? -1 : 0)) >> e, which is
-    RoundingDivideByPOT(t, e) + zp (round half away from zero) while the sum fits int32.
-    Needs a right shift e = -shift >= 1 on every channel (real multipliers below 0.5).
+    TFLM: y = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, q), e) + zp, acc the
+    int32 sum with the bias, shift = -e <= -1 (real multipliers below 0.5). The kernel
+    accumulates acc2 = s * 2 * acc (weights and bias doubled, and negated where q < 0: s = -1,
+    q' = -q > 0) and computes
+      u = rnd + floor((acc2 * q' + 2^31) / 2^32)    one SMMLAR, rnd = 2^(e-1) + zp * 2^e
+      y = (u + (acc2 < 0 ? -1 : 0)) >> e
+    With |acc2| < 2^31, t = floor((acc2 q' + 2^31) / 2^32) = floor((acc q + 2^30) / 2^31) is
+    SaturatingRoundingDoublingHighMul (no saturation), and (t + 2^(e-1) - (t < 0)) >> e its
+    rounding divide, halves away from zero; zp * 2^e adds zp exactly. acc2 < 0 stands for t < 0:
+    with q' >= 0, t >= 0 whenever acc2 >= 0, t <= 0 whenever acc2 < 0, and at t = 0 the
+    correction cannot change the result (2^(e-1) - 1 < 2^e).
 
-    acc_bound: per channel, a bound on |acc + bias| over every input. Returns int32 [channels, 4]:
-    2 * bias, q, 2^(e-1) + zp * 2^e, e."""
+    acc_bound: per channel, a bound on |acc| over every input. Returns (int32 [channels, 4]:
+    s * 2 * bias, q', rnd, e; and s, int64 [channels], the sign to multiply the weights by)."""
     bias = np.asarray(bias, dtype=np.int64)
     mult = np.asarray(mult, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
     bound = np.asarray(acc_bound, dtype=np.int64)
-    if shift.size == 0 or (shift > -1).any() or (shift < -31).any():
+    if shift.size == 0 or (shift > -1).any() or (shift < -31).any() or (mult == INT32_MIN).any():
         return None
     e = -shift
     if (2 * bound >= (1 << 31) - 2).any() or (2 * np.abs(bias) > INT32_MAX).any():
         return None
     rnd = (np.int64(1) << (e - 1)) + (np.int64(output_zp) << e)
-    # |t| <= |acc + bias| + 1 (|q| <= 2^31); t + rnd - 1 and t + rnd must fit int32
+    # |t| <= |acc| + 1 (|q| <= 2^31); u - 1 and u must fit int32
     if (bound + 1 + np.abs(rnd) + 1 > INT32_MAX).any():
         return None
-    return np.stack([2 * bias, mult, rnd, e], axis=1).astype(np.int32)
+    sign = np.where(mult < 0, -1, 1).astype(np.int64)
+    return np.stack([sign * 2 * bias, sign * mult, rnd, e], axis=1).astype(np.int32), sign
 
 
-def fast_requant_reference(acc: int, bias: int, q: int, rnd: int, e: int) -> int:
-    """What tinyc_rq_s8 computes before the clamp (for tests): acc2 = 2 * acc + bias2."""
-    acc2 = 2 * acc + bias
-    t = (acc2 * q + (1 << 31)) >> 32
-    return (t + rnd + (-1 if t < 0 else 0)) >> e
+def fast_requant_reference(acc2: int, q: int, rnd: int, e: int) -> int:
+    """What tinyc_rq computes (for tests), acc2 = s * 2 * acc with the bias."""
+    u = rnd + ((acc2 * q + (1 << 31)) >> 32)
+    return (u + (-1 if acc2 < 0 else 0)) >> e

@@ -231,6 +231,11 @@ TINYC_INLINE const int32_t *tinyc_fc_block(const int8_t *x, const int32_t *w, in
   return w;
 }
 
+/* acc (twice the weights times the input) with the row's constants rq = {2 * bias, q, rnd, e}. */
+TINYC_INLINE int32_t tinyc_fc_rq(int32_t acc, const int32_t *rq) {
+  return tinyc_rq(acc + rq[0], rq[1], rq[2], rq[3]);
+}
+
 /* One batch row of the packed kernel; full: the clamp is int8's own range (a constant where inlined). */
 TINYC_INLINE void tinyc_fc_packed_row(const tinyc_fully_connected_packed_params_t *p, const int8_t *x, int8_t *y,
                                       const int full) {
@@ -243,21 +248,21 @@ TINYC_INLINE void tinyc_fc_packed_row(const tinyc_fully_connected_packed_params_
   int32_t o = 0;
   for (; o + 4 <= out_depth; o += 4, rq += 16) {
     w = tinyc_fc_block(x, w, depth, 4, acc);
-    y[o] = tinyc_rq_clamp(tinyc_rq(acc[0] + rq[0], rq), full, lo, hi);
-    y[o + 1] = tinyc_rq_clamp(tinyc_rq(acc[1] + rq[4], rq + 4), full, lo, hi);
-    y[o + 2] = tinyc_rq_clamp(tinyc_rq(acc[2] + rq[8], rq + 8), full, lo, hi);
-    y[o + 3] = tinyc_rq_clamp(tinyc_rq(acc[3] + rq[12], rq + 12), full, lo, hi);
+    y[o] = tinyc_rq_clamp(tinyc_fc_rq(acc[0], rq), full, lo, hi);
+    y[o + 1] = tinyc_rq_clamp(tinyc_fc_rq(acc[1], rq + 4), full, lo, hi);
+    y[o + 2] = tinyc_rq_clamp(tinyc_fc_rq(acc[2], rq + 8), full, lo, hi);
+    y[o + 3] = tinyc_rq_clamp(tinyc_fc_rq(acc[3], rq + 12), full, lo, hi);
   }
   if (o + 2 <= out_depth) {
     w = tinyc_fc_block(x, w, depth, 2, acc);
-    y[o] = tinyc_rq_clamp(tinyc_rq(acc[0] + rq[0], rq), full, lo, hi);
-    y[o + 1] = tinyc_rq_clamp(tinyc_rq(acc[1] + rq[4], rq + 4), full, lo, hi);
+    y[o] = tinyc_rq_clamp(tinyc_fc_rq(acc[0], rq), full, lo, hi);
+    y[o + 1] = tinyc_rq_clamp(tinyc_fc_rq(acc[1], rq + 4), full, lo, hi);
     o += 2;
     rq += 8;
   }
   if (o < out_depth) {
     (void)tinyc_fc_block(x, w, depth, 1, acc);
-    y[o] = tinyc_rq_clamp(tinyc_rq(acc[0] + rq[0], rq), full, lo, hi);
+    y[o] = tinyc_rq_clamp(tinyc_fc_rq(acc[0], rq), full, lo, hi);
   }
 }
 

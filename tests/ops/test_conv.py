@@ -42,6 +42,7 @@ class Branch:
     w_max: int = 127  # filter values in [-w_max, w_max]
     zero_bias: bool = False  # a bias tensor of zeros (equivalent to no bias)
     bias_slot: bool = False  # without bias: write the op with an absent (-1) third input, not 2 inputs
+    negative_scales: bool = False  # every third per-channel filter scale negative (sign-folded channels)
 
     @property
     def kind(self) -> str:
@@ -69,6 +70,8 @@ def add_branch(b: ModelBuilder, x: int, in_shape: tuple[int, ...], in_scale: flo
         fshape, axis, taps = (1, kh, kw, oc), 3, kh * kw
     wq = rng.integers(-br.w_max, br.w_max + 1, fshape, dtype=np.int8)
     wscale = rng.uniform(0.002, 0.02, oc) if br.per_channel else np.full(1, rng.uniform(0.002, 0.02))
+    if br.negative_scales:
+        wscale[1::3] *= -1
     wt = b.const(f"w{i}", wq, scale=[float(s) for s in wscale], zero_point=[0] * len(wscale),
                  quantized_dimension=axis)
     bt = None
@@ -79,7 +82,7 @@ def add_branch(b: ModelBuilder, x: int, in_shape: tuple[int, ...], in_scale: flo
     if br.bias:
         bt = b.const(f"b{i}", bq, scale=[float(s) for s in full_scale], zero_point=[0] * oc)
     # Typical |acc| is ~74 * std(w) * sqrt(taps) steps; aim the output at ~40 steps of spread.
-    out_scale = float(np.mean(full_scale)) * 74 * max(float(np.std(wq)), 1.0) * math.sqrt(taps) / 40 * br.out_gain
+    out_scale = float(np.mean(np.abs(full_scale))) * 74 * max(float(np.std(wq)), 1.0) * math.sqrt(taps) / 40 * br.out_gain
     oh = out_size(br.padding, h, kh, br.stride[0], br.dilation[0])
     ow = out_size(br.padding, w, kw, br.stride[1], br.dilation[1])
     y = b.tensor(f"y{i}", shape=(n, oh, ow, oc), dtype="int8", scale=out_scale, zero_point=br.out_zp)

@@ -26,6 +26,19 @@ def dw(**kw) -> Branch:
     return Branch(**kw)
 
 
+@pytest.fixture(params=["packed", "reference_layout"])
+def kernel(request, monkeypatch: pytest.MonkeyPatch, tmp_path) -> str:
+    """Both kernels of constant-weight layers: tinyc_depthwise_conv2d_s8_packed (the default for
+    depth multipliers 1 and 4k) and tinyc_depthwise_conv2d_s8 on the model's layout (trained layers
+    and every other multiplier), forced here by a tap limit of zero."""
+    if request.param == "reference_layout":
+        import tinyc.ops.depthwise_conv as dwc
+
+        monkeypatch.setattr(dwc, "MAX_TAPS", 0)
+        monkeypatch.setenv("TINYC_CACHE", str(tmp_path))  # the host build cache does not key on it
+    return request.param
+
+
 def test_depthwise_mcunet_kernels_3_5_7_stride_1_and_2_matches_tflm():
     check([dw(kernel=(k, k), stride=(s, s), act="RELU6")
            for k in (3, 5, 7) for s in (1, 2)], in_shape=(1, 15, 14, 8))
@@ -37,8 +50,8 @@ def test_depthwise_kernel_sizes_same_and_valid_odd_input_matches_tflm():
            for p in ("SAME", "VALID")], in_shape=(1, 9, 11, 5))
 
 
-@pytest.mark.parametrize("dm", [2, 3, 8])
-def test_depthwise_depth_multiplier_matches_tflm(dm):
+@pytest.mark.parametrize("dm", [2, 3, 4, 8])
+def test_depthwise_depth_multiplier_matches_tflm(dm, kernel):
     check([dw(depth_multiplier=dm, kernel=(3, 3)), dw(depth_multiplier=dm, kernel=(5, 5), stride=(2, 2),
                                                      padding="VALID", per_channel=False)],
           in_shape=(1, 8, 9, 3), seed=dm)
@@ -48,14 +61,14 @@ def test_depthwise_single_input_channel_with_multiplier_matches_tflm():
     check([dw(depth_multiplier=16, kernel=(3, 3), stride=(2, 2))], in_shape=(1, 10, 10, 1))
 
 
-def test_depthwise_strides_and_dilations_matches_tflm():
+def test_depthwise_strides_and_dilations_matches_tflm(kernel):
     check([dw(kernel=k, stride=s, dilation=d, padding=p)
            for k, s, d in (((3, 3), (2, 2), (2, 2)), ((3, 3), (1, 1), (3, 2)), ((5, 5), (3, 1), (1, 1)),
                            ((2, 3), (2, 3), (2, 1)))
            for p in ("SAME", "VALID")], in_shape=(1, 13, 12, 4))
 
 
-def test_depthwise_every_fused_activation_matches_tflm():
+def test_depthwise_every_fused_activation_matches_tflm(kernel):
     check([dw(act=a, out_zp=zp, out_gain=g)
            for a in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
            for zp, g in ((-128, 0.5), (5, 0.02), (100, 1.0))], in_shape=(1, 6, 7, 6))
@@ -123,6 +136,86 @@ def test_depthwise_random_configurations_match_tflm(data):
     want, got = run_tflm(m, inputs), run_on_host(m, inputs)
     for br, g_, w_ in zip(branches, got, want):
         np.testing.assert_array_equal(g_, w_, err_msg=f"{br} on input {(h, w, c)} differs from TFLM")
+
+
+def test_depthwise_packed_tails_strides_padding_and_batches_matches_tflm(kernel):
+    """Channel counts off the group of four (the last group's 1-3 channels), every stride and
+    padding, dilation, both clamps (int8's own range: one SSAT; narrower: per-byte max and min),
+    two images."""
+    check([dw(kernel=(3, 3), stride=s, padding=p, dilation=d, act=a, out_zp=zp)
+           for s, p, d, a, zp in (((1, 1), "SAME", (1, 1), "RELU6", -128), ((2, 2), "SAME", (1, 1), "NONE", 5),
+                                  ((1, 2), "VALID", (1, 1), "RELU", -20), ((2, 1), "VALID", (2, 1), "RELU6", 40),
+                                  ((1, 1), "SAME", (2, 2), "NONE", -128), ((3, 3), "SAME", (1, 1), "RELU_N1_TO_1", 0))],
+          in_shape=(2, 9, 10, 7), seed=21)
+
+
+@pytest.mark.parametrize("in_c", [1, 2, 3])
+def test_depthwise_packed_depth_multiplier_4k_matches_tflm(in_c, kernel):
+    """Depth multipliers 4 and 8 (person_detect's first layer: one input channel times 8): the
+    input channel's byte serves groups of four output channels."""
+    check([dw(depth_multiplier=m, kernel=k, stride=s, padding=p, act=a)
+           for m, k, s, p, a in ((8, (3, 3), (2, 2), "SAME", "RELU6"), (4, (3, 3), (1, 1), "SAME", "NONE"),
+                                 (8, (3, 3), (1, 1), "VALID", "RELU"), (4, (5, 5), (2, 2), "SAME", "RELU6"),
+                                 (4, (1, 1), (1, 1), "VALID", "NONE"))],
+          in_shape=(1, 10, 9, in_c), seed=30 + in_c)
+
+
+def test_depthwise_negative_and_mixed_filter_scales_matches_tflm(kernel):
+    """Sign-folded channels (negative per-channel scales, as MCUNet has): TFLM's negative
+    multipliers; the packed kernel negates those channels' weights and bias."""
+    check([dw(negative_scales=True, kernel=(3, 3), act=a, depth_multiplier=m, stride=s)
+           for a, m, s in (("NONE", 1, (1, 1)), ("RELU6", 1, (2, 2)), ("NONE", 4, (1, 1)), ("RELU", 8, (2, 2)))],
+          in_shape=(1, 8, 8, 6), seed=41)
+
+
+def test_depthwise_kernel_choice():
+    """Constant weights, depth multiplier 1 or 4k: the packed kernel, which no longer reads the int8
+    filter tensor (its stream replaces it); other multipliers, and trained layers (weights changed
+    at run time in the model's layout, nothing folded), the model-layout kernel; the in-place
+    variant is unchanged."""
+    from tinyc.frontend.tflite_reader import read_tflite
+    from tinyc.ops.registry import lookup
+
+    mod = lookup("DEPTHWISE_CONV_2D")
+    for m, fn in ((1, "tinyc_depthwise_conv2d_s8_packed"), (2, "tinyc_depthwise_conv2d_s8"),
+                  (3, "tinyc_depthwise_conv2d_s8"), (4, "tinyc_depthwise_conv2d_s8_packed"),
+                  (8, "tinyc_depthwise_conv2d_s8_packed")):
+        g = read_tflite(data=model([dw(depth_multiplier=m, kernel=(3, 3))], in_shape=(1, 6, 6, 5)))
+        op = g.ops[0]
+        call = mod.lower(op, g)
+        assert call.function == fn, (m, call.function)
+        if fn.endswith("packed"):
+            assert [a.kind for a in call.args] == ["in", "out"]
+            groups = -(-5 * m // 4)
+            assert call.params["stream"].size == groups * (16 + 2 * 9)
+            assert call.params["zero_points"].size == 8
+        trained = dataclasses.replace(op, attrs={**op.attrs, "trained": True})
+        call = mod.lower(trained, g)
+        assert call.function == "tinyc_depthwise_conv2d_s8" and call.params["folded_bias"] == "NULL"
+        assert [a.kind for a in call.args][:2] == ["in", "const"]
+        if m == 1:
+            assert mod.in_place(op, g).call.function == "tinyc_depthwise_conv2d_s8_channels"
+
+
+def test_depthwise_packed_stream_layout():
+    """Per group: four biases, per tap the (c, c+2) and (c+1, c+3) int16 pairs, (q, rnd) per
+    channel, four shifts; the last group zero padded."""
+    from tinyc.ops.depthwise_conv import pack_stream
+
+    w = np.arange(6 * 2).reshape(6, 2) - 5  # 6 channels (a group and a padded one), 2 taps
+    rq = np.array([[10 + c, 100 + c, 1000 + c, 1 + c] for c in range(6)])
+    words = pack_stream(w, rq).view(np.uint32).astype(np.int64)
+    assert words.size == 2 * (16 + 2 * 2)
+    lo = (words & 0xffff).astype(np.uint16).view(np.int16)
+    hi = (words >> 16).astype(np.uint16).view(np.int16)
+    g0 = words[:20]
+    assert list(g0[:4]) == [10, 11, 12, 13]
+    assert [(int(lo[4 + 2 * t + k]), int(hi[4 + 2 * t + k])) for t in range(2) for k in range(2)] == \
+        [(w[0, 0], w[2, 0]), (w[1, 0], w[3, 0]), (w[0, 1], w[2, 1]), (w[1, 1], w[3, 1])]
+    assert list(g0[8:16]) == [100, 1000, 101, 1001, 102, 1002, 103, 1003] and list(g0[16:20]) == [1, 2, 3, 4]
+    g1 = words[20:]
+    assert list(g1[:4]) == [14, 15, 0, 0] and list(g1[16:20]) == [5, 6, 1, 1]
+    assert [(int(lo[24 + k]), int(hi[24 + k])) for k in range(2)] == [(w[4, 0], 0), (w[5, 0], 0)]
 
 
 # --- what is refused ---------------------------------------------------------------------------

@@ -30,8 +30,10 @@ from tinyc.ops import _conv_math as cm
 from tinyc.ops import _train_math as tm
 from tinyc.ops.base import Arg, Backward, GradContext, InPlace, KernelCall, Weights, unsupported
 from tinyc.ops.registry import register
+from tinyc.quant import fast_requant
 
 KIND = "DEPTHWISE_CONV_2D"
+MAX_TAPS = 64  # TINYC_DWP_MAX_TAPS: the packed kernel's per-pixel table of tap pointers
 
 
 @register("DEPTHWISE_CONV_2D")
@@ -121,6 +123,12 @@ class DepthwiseConv2D(cm.WindowConv):
                                                 g.t(bias).data if bias is not None else None, -x.quant.zp)
                                  if dm == 1 and not op.attrs.get("trained") else None),
         )
+        if not channels:
+            packed = _lower_packed(op, g, params, comment=(
+                f"DEPTHWISE_CONV_2D {fh}x{fw} stride {wh.stride}x{ww.stride} dilation {wh.dilation}x{ww.dilation} "
+                f"pad {wh.pad_before},{ww.pad_before} {c}x{dm} {op.attrs.get('fused_activation_function', 'NONE')}"))
+            if packed is not None:
+                return packed
         how = " in place, channel by channel" if channels else ""
         comment = (f"DEPTHWISE_CONV_2D{how} {fh}x{fw} stride {wh.stride}x{ww.stride} dilation "
                    f"{wh.dilation}x{ww.dilation} pad {wh.pad_before},{ww.pad_before} {c}x{dm} "
@@ -135,6 +143,66 @@ class DepthwiseConv2D(cm.WindowConv):
             sources=("depthwise_conv.c",),
             params_type="tinyc_depthwise_conv2d_params_t", params=params,
             args=args, comment=comment))
+
+
+def _lower_packed(op: Op, g: Graph, params: dict, comment: str) -> KernelCall | None:
+    """tinyc_depthwise_conv2d_s8_packed (runtime_c/src/depthwise_packed.c): twice the filter as
+    int16 in groups of four channels, the input offset folded into the doubled bias, the fast
+    requantization. Not for trained layers (their weights change at run time in the model's
+    layout: nothing may be folded from them), depth multipliers other than 1 or a multiple of 4,
+    more than TINYC_DWP_MAX_TAPS taps, or what tinyc/quant.py fast_requant cannot prove."""
+    x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
+    _, fh, fw, out_c = w.shape
+    dm = params["depth_multiplier"]
+    if op.attrs.get("trained") or op.attrs.get("split") or not (dm == 1 or dm % 4 == 0) or fh * fw > MAX_TAPS:
+        return None
+    bias_name = cm.bias_of(op, g)
+    bias = g.t(bias_name).data if bias_name is not None else None
+    per_channel = w.data.reshape(fh * fw, out_c).T.astype(np.int64)  # [out_c, taps]
+    folded = cm.folded_bias(per_channel, bias, -x.quant.zp)
+    if folded is None:
+        return None
+    span = max(abs(-128 - x.quant.zp), abs(127 - x.quant.zp))
+    bound = span * np.abs(per_channel).sum(axis=1) + (np.abs(bias.astype(np.int64)) if bias is not None else 0)
+    fast = fast_requant(folded, params["out_mult"], params["out_shift"], y.quant.zp, bound)
+    if fast is None:
+        return None
+    requant, sign = fast
+    keep = ("batches", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "filter_h", "filter_w",
+            "depth_multiplier", "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_top", "pad_left",
+            "act_min", "act_max")
+    p = {k: params[k] for k in keep}
+    in_c = params["in_c"]
+    p.update(stream=pack_stream(2 * sign[:, None] * per_channel, requant),
+             zero_points=np.full(-(-in_c // 4) * 4, x.quant.zp, dtype=np.int8))
+    return KernelCall(function="tinyc_depthwise_conv2d_s8_packed", header="tinyc/depthwise_conv.h",
+                      sources=("depthwise_packed.c",), params_type="tinyc_depthwise_packed_params_t", params=p,
+                      args=(Arg("in", op.inputs[0]), Arg("out", op.outputs[0])),
+                      comment=comment + ", int16 weights packed per 4 channels, offset folded")
+
+
+def pack_stream(per_channel: np.ndarray, requant: np.ndarray) -> np.ndarray:
+    """tinyc_depthwise_packed_params_t's stream (tinyc/depthwise_conv.h): per group of four
+    channels (the last zero padded), the four biases, per tap the int16 words (w[c], w[c+2]) and
+    (w[c+1], w[c+3]) low half first, then (q, rnd) per channel and the four shifts.
+    per_channel: [out_c, taps] int16-range weights; requant: fast_requant's [out_c, 4]."""
+    out_c, taps = per_channel.shape
+    groups = -(-out_c // 4)
+    w = np.zeros((groups * 4, taps), dtype=np.int64)
+    w[:out_c] = per_channel
+    assert np.abs(w).max(initial=0) <= 0x7fff
+    rq = np.zeros((groups * 4, 4), dtype=np.int64)
+    rq[:, 3] = 1  # a padded channel's shift (never stored)
+    rq[:out_c] = requant
+    lanes = (w & 0xffff).reshape(groups, 4, taps)
+    even = lanes[:, 0] | (lanes[:, 2] << 16)  # [groups, taps]
+    odd = lanes[:, 1] | (lanes[:, 3] << 16)
+    rq = rq.reshape(groups, 4, 4)
+    stream = np.concatenate([rq[:, :, 0] & 0xffffffff,                              # biases
+                             np.stack([even, odd], axis=-1).reshape(groups, 2 * taps),  # taps
+                             rq[:, :, 1:3].reshape(groups, 8) & 0xffffffff,          # (q, rnd) x 4
+                             rq[:, :, 3]], axis=1)                                    # shifts
+    return stream.ravel().astype(np.uint32).view(np.int32)
 
 
 def _or_null(a: np.ndarray | None) -> np.ndarray | str:

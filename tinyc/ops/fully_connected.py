@@ -183,12 +183,13 @@ class FullyConnected(OpSupport):
         # within 128 * sum |w| <= that
         span = max(abs(-128 - x.quant.zp), abs(127 - x.quant.zp))
         bound = span * np.abs(wide).sum(axis=1) + (np.abs(bias.data.astype(np.int64)) if bias is not None else 0)
-        requant = fast_requant(folded, mult, shift, y.quant.zp, bound)
-        if requant is None:
+        fast = fast_requant(folded, mult, shift, y.quant.zp, bound)
+        if fast is None:
             return None
+        requant, sign = fast
         batches, _, _ = _dims(op, g)
         params = dict(batches=batches, output_depth=units, accum_depth=depth, act_min=act_min, act_max=act_max,
-                      requant=requant.ravel(), weights=pack_weights(2 * wide))
+                      requant=requant.ravel(), weights=pack_weights(2 * sign[:, None] * wide))
         return KernelCall(function="tinyc_fully_connected_s8_packed", header="tinyc/fully_connected.h",
                           sources=("fully_connected.c",), params_type="tinyc_fully_connected_packed_params_t",
                           params=params, args=(Arg("in", op.inputs[0]), Arg("out", op.outputs[0])),

@@ -46,9 +46,9 @@ typedef struct {
  * (w[r][4k+1], w[r][4k+3]), low half first (the lanes SXTB16 makes of the input word). The last
  * chunk is padded with zero weights. The kernel computes acc2 = 2 * (sum_d (w[o][d] +
  * filter_offset) * x[d] + bias + input_offset * sum_d (w[o][d] + filter_offset)), twice TFLM's
- * accumulator, and requantizes it with tinyc_rq (quant.h): requant[4 * o ..] holds the row's
- * folded, doubled bias and its multiplier, rounding constant (with the output zero point) and
- * shift, for per-tensor quantization the same for every row. */
+ * accumulator (negated for a row with a negative multiplier: its weights and bias are), and
+ * requantizes it with tinyc_rq (quant.h): requant[4 * o ..] holds the row's folded, doubled bias
+ * and its multiplier, rounding constant (with the output zero point) and shift. */
 typedef struct {
   int32_t batches;
   int32_t output_depth;

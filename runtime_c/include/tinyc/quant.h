@@ -72,20 +72,19 @@ TINYC_INLINE int8_t tinyc_requant_ch(const tinyc_requant_t *r, int32_t acc, int3
 }
 
 /* The fast requantization of the kernels that accumulate twice the sum (weights and bias doubled
- * at compile time): per channel four constants rq = {2 * bias, q, 2^(e-1) + zp * 2^e, e} from
- * tinyc/quant.py fast_requant, which proves for the layer that this is TFLM's
- * MultiplyByQuantizedMultiplier(acc + bias, q, -e) + zp:
- *   t = floor((acc2 * q + 2^31) / 2^32)          SMMULR: the doubling high multiply, rounded
- *   y = (t + rq[2] + (t < 0 ? -1 : 0)) >> e      rounding divide by 2^e (halves away from 0), + zp
- * acc2 = 2 * (acc + bias), the bias already added by the caller (it may start the accumulator). */
-TINYC_INLINE int32_t tinyc_rq(int32_t acc2, const int32_t *rq) {
+ * at compile time, and negated for a negative multiplier): per channel the constants q (>= 0),
+ * rnd = 2^(e-1) + zp * 2^e and e from tinyc/quant.py fast_requant, which proves for the layer that
+ *   u = rnd + floor((acc2 * q + 2^31) / 2^32)     SMMLAR: the doubling high multiply, rounded
+ *   y = (u + (acc2 < 0 ? -1 : 0)) >> e           rounding divide by 2^e (halves away from 0)
+ * is TFLM's MultiplyByQuantizedMultiplier(acc, q, -e) + zp; acc2 = 2 * acc, the bias included. */
+TINYC_INLINE int32_t tinyc_rq(int32_t acc2, int32_t q, int32_t rnd, int32_t e) {
 #if TINYC_DSP
-  int32_t t;
-  __asm__("smmulr %0, %1, %2" : "=r"(t) : "r"(acc2), "r"(rq[1]));
+  int32_t u;
+  __asm__("smmlar %0, %1, %2, %3" : "=r"(u) : "r"(acc2), "r"(q), "r"(rnd));
 #else
-  const int32_t t = (int32_t)(((int64_t)acc2 * rq[1] + ((int64_t)1 << 31)) >> 32);
+  const int32_t u = rnd + (int32_t)(((int64_t)acc2 * q + ((int64_t)1 << 31)) >> 32);
 #endif
-  return (t + rq[2] + (t >> 31)) >> rq[3]; /* t >> 31: -1 below zero (arithmetic shift) */
+  return (u + (acc2 >> 31)) >> e; /* acc2 >> 31: -1 below zero (arithmetic shift) */
 }
 
 /* The clamp to [lo, hi] after tinyc_rq; full: lo = -128 and hi = 127 (a constant where inlined),
