@@ -104,11 +104,11 @@ def test_fully_connected_dsp_bit_exact(tmp_path, monkeypatch, board: str, kernel
 
 
 def _depthwise_model() -> bytes:
-    """The packed depthwise kernel's assembly and C paths on one input: 3x3 windows inside the
-    input (row runs) and on the border (the tap table), other kernel sizes, a channel count off
-    the group of four (7), strides, VALID and SAME padding, dilation, depth multipliers 1, 4 and 8,
-    both clamps (int8's own range, narrower), negative per-channel scales, an input zero point
-    of -128 (the zero-point taps)."""
+    """The 3x3 depthwise kernel's assembly and C paths on one input: windows inside the input
+    (row runs) and on the border (the tap table), a channel count off the group of four (7),
+    strides, VALID and SAME padding, dilation, depth multipliers 1, 4 and 8, both clamps (int8's
+    own range, narrower), negative per-channel scales, an input zero point of -128 (the zero-point
+    taps)."""
     from tests.ops.test_conv import Branch, model
 
     def dw(**kw) -> Branch:
@@ -119,20 +119,20 @@ def _depthwise_model() -> bytes:
                   dw(kernel=(3, 3), stride=(2, 2), act="RELU6", out_zp=7),
                   dw(kernel=(3, 3), padding="VALID", dilation=(2, 1), negative_scales=True),
                   dw(kernel=(3, 3), stride=(1, 2), act="RELU", out_zp=-30, negative_scales=True),
-                  dw(kernel=(5, 5), stride=(2, 2), act="RELU6", out_zp=0),
+                  dw(kernel=(3, 3), stride=(2, 2), dilation=(1, 2), act="RELU6", out_zp=0),
                   dw(kernel=(3, 3), depth_multiplier=4, act="RELU6", out_zp=-128),
                   dw(kernel=(3, 3), depth_multiplier=8, stride=(2, 2), negative_scales=True, act="RELU", out_zp=3),
-                  dw(kernel=(2, 2), depth_multiplier=4, padding="VALID")],
+                  dw(kernel=(3, 3), depth_multiplier=4, padding="VALID", stride=(1, 2))],
                  in_shape=(1, 11, 10, 7), in_zp=-128, seed=8)
 
 
 @pytest.mark.parametrize("board", ["mps2_an386", "mps2_an500", "mps2_an505"])
-def test_depthwise_packed_dsp_bit_exact(tmp_path, board: str) -> None:
+def test_depthwise_3x3_dsp_bit_exact(tmp_path, board: str) -> None:
     m = tmp_path / "dw.tflite"
     m.write_bytes(_depthwise_model())
     bd = get_board(board)
     c = compile_model(m, Options(patch="off", alignment=bd.alignment))
-    assert {call.function for call in c.calls} == {"tinyc_depthwise_conv2d_s8_packed"}
+    assert {call.function for call in c.calls} == {"tinyc_depthwise_conv2d_s8_3x3"}
     data = random_dataset(c.graph.t(c.graph.inputs[0]), 4, seed=13)
     res = validate(m, bd, data, emulate=True, quiet=True, compiled=c)
     assert res.bit_exact, (res.first_mismatch, res.first_layer_mismatch)

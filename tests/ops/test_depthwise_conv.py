@@ -26,15 +26,15 @@ def dw(**kw) -> Branch:
     return Branch(**kw)
 
 
-@pytest.fixture(params=["packed", "reference_layout"])
+@pytest.fixture(params=["fast_3x3", "reference_layout"])
 def kernel(request, monkeypatch: pytest.MonkeyPatch, tmp_path) -> str:
-    """Both kernels of constant-weight layers: tinyc_depthwise_conv2d_s8_packed (the default for
-    depth multipliers 1 and 4k) and tinyc_depthwise_conv2d_s8 on the model's layout (trained layers
-    and every other multiplier), forced here by a tap limit of zero."""
+    """Both kernels of constant-weight layers: tinyc_depthwise_conv2d_s8_3x3 (the default for 3x3
+    filters with depth multipliers 1 and 4k) and tinyc_depthwise_conv2d_s8 on the model's layout
+    (trained layers and everything else), forced here by switching the first off."""
     if request.param == "reference_layout":
         import tinyc.ops.depthwise_conv as dwc
 
-        monkeypatch.setattr(dwc, "MAX_TAPS", 0)
+        monkeypatch.setattr(dwc, "FAST_3X3", False)
         monkeypatch.setenv("TINYC_CACHE", str(tmp_path))  # the host build cache does not key on it
     return request.param
 
@@ -138,7 +138,7 @@ def test_depthwise_random_configurations_match_tflm(data):
         np.testing.assert_array_equal(g_, w_, err_msg=f"{br} on input {(h, w, c)} differs from TFLM")
 
 
-def test_depthwise_packed_tails_strides_padding_and_batches_matches_tflm(kernel):
+def test_depthwise_3x3_tails_strides_padding_and_batches_matches_tflm(kernel):
     """Channel counts off the group of four (the last group's 1-3 channels), every stride and
     padding, dilation, both clamps (int8's own range: one SSAT; narrower: per-byte max and min),
     two images."""
@@ -150,41 +150,44 @@ def test_depthwise_packed_tails_strides_padding_and_batches_matches_tflm(kernel)
 
 
 @pytest.mark.parametrize("in_c", [1, 2, 3])
-def test_depthwise_packed_depth_multiplier_4k_matches_tflm(in_c, kernel):
+def test_depthwise_3x3_depth_multiplier_4k_matches_tflm(in_c, kernel):
     """Depth multipliers 4 and 8 (person_detect's first layer: one input channel times 8): the
-    input channel's byte serves groups of four output channels."""
-    check([dw(depth_multiplier=m, kernel=k, stride=s, padding=p, act=a)
-           for m, k, s, p, a in ((8, (3, 3), (2, 2), "SAME", "RELU6"), (4, (3, 3), (1, 1), "SAME", "NONE"),
-                                 (8, (3, 3), (1, 1), "VALID", "RELU"), (4, (5, 5), (2, 2), "SAME", "RELU6"),
-                                 (4, (1, 1), (1, 1), "VALID", "NONE"))],
+    input channel's byte serves groups of four output channels (and 4k on other filters: the
+    model-layout kernel)."""
+    check([dw(depth_multiplier=m, kernel=k, stride=s, padding=p, act=a, dilation=d)
+           for m, k, s, p, a, d in ((8, (3, 3), (2, 2), "SAME", "RELU6", (1, 1)),
+                                    (4, (3, 3), (1, 1), "SAME", "NONE", (1, 1)),
+                                    (8, (3, 3), (1, 1), "VALID", "RELU", (1, 1)),
+                                    (4, (3, 3), (2, 1), "SAME", "RELU6", (1, 2)),
+                                    (4, (5, 5), (2, 2), "SAME", "RELU6", (1, 1)))],
           in_shape=(1, 10, 9, in_c), seed=30 + in_c)
 
 
 def test_depthwise_negative_and_mixed_filter_scales_matches_tflm(kernel):
     """Sign-folded channels (negative per-channel scales, as MCUNet has): TFLM's negative
-    multipliers; the packed kernel negates those channels' weights and bias."""
+    multipliers; the 3x3 kernel negates those channels' weights and bias."""
     check([dw(negative_scales=True, kernel=(3, 3), act=a, depth_multiplier=m, stride=s)
            for a, m, s in (("NONE", 1, (1, 1)), ("RELU6", 1, (2, 2)), ("NONE", 4, (1, 1)), ("RELU", 8, (2, 2)))],
           in_shape=(1, 8, 8, 6), seed=41)
 
 
 def test_depthwise_kernel_choice():
-    """Constant weights, depth multiplier 1 or 4k: the packed kernel, which no longer reads the int8
-    filter tensor (its stream replaces it); other multipliers, and trained layers (weights changed
-    at run time in the model's layout, nothing folded), the model-layout kernel; the in-place
-    variant is unchanged."""
+    """Constant 3x3 weights, depth multiplier 1 or 4k: the 3x3 kernel, which no longer reads the
+    int8 filter tensor (its stream replaces it); other multipliers and filters, and trained layers
+    (weights changed at run time in the model's layout, nothing folded), the model-layout kernel;
+    the in-place variant is unchanged."""
     from tinyc.frontend.tflite_reader import read_tflite
     from tinyc.ops.registry import lookup
 
     mod = lookup("DEPTHWISE_CONV_2D")
-    for m, fn in ((1, "tinyc_depthwise_conv2d_s8_packed"), (2, "tinyc_depthwise_conv2d_s8"),
-                  (3, "tinyc_depthwise_conv2d_s8"), (4, "tinyc_depthwise_conv2d_s8_packed"),
-                  (8, "tinyc_depthwise_conv2d_s8_packed")):
+    for m, fn in ((1, "tinyc_depthwise_conv2d_s8_3x3"), (2, "tinyc_depthwise_conv2d_s8"),
+                  (3, "tinyc_depthwise_conv2d_s8"), (4, "tinyc_depthwise_conv2d_s8_3x3"),
+                  (8, "tinyc_depthwise_conv2d_s8_3x3")):
         g = read_tflite(data=model([dw(depth_multiplier=m, kernel=(3, 3))], in_shape=(1, 6, 6, 5)))
         op = g.ops[0]
         call = mod.lower(op, g)
         assert call.function == fn, (m, call.function)
-        if fn.endswith("packed"):
+        if fn.endswith("3x3"):
             assert [a.kind for a in call.args] == ["in", "out"]
             groups = -(-5 * m // 4)
             assert call.params["stream"].size == groups * (16 + 2 * 9)
@@ -195,9 +198,11 @@ def test_depthwise_kernel_choice():
         assert [a.kind for a in call.args][:2] == ["in", "const"]
         if m == 1:
             assert mod.in_place(op, g).call.function == "tinyc_depthwise_conv2d_s8_channels"
+    g = read_tflite(data=model([dw(kernel=(5, 5))], in_shape=(1, 6, 6, 5)))
+    assert mod.lower(g.ops[0], g).function == "tinyc_depthwise_conv2d_s8"
 
 
-def test_depthwise_packed_stream_layout():
+def test_depthwise_3x3_stream_layout():
     """Per group: four biases, per tap the (c, c+2) and (c+1, c+3) int16 pairs, (q, rnd) per
     channel, four shifts; the last group zero padded."""
     from tinyc.ops.depthwise_conv import pack_stream

@@ -33,7 +33,8 @@ from tinyc.ops.registry import register
 from tinyc.quant import fast_requant
 
 KIND = "DEPTHWISE_CONV_2D"
-MAX_TAPS = 64  # TINYC_DWP_MAX_TAPS: the packed kernel's per-pixel table of tap pointers
+#: constant 3x3 layers run tinyc_depthwise_conv2d_s8_3x3 (False: always the model-layout kernel; tests)
+FAST_3X3 = True
 
 
 @register("DEPTHWISE_CONV_2D")
@@ -124,7 +125,7 @@ class DepthwiseConv2D(cm.WindowConv):
                                  if dm == 1 and not op.attrs.get("trained") else None),
         )
         if not channels:
-            packed = _lower_packed(op, g, params, comment=(
+            packed = _lower_3x3(op, g, params, comment=(
                 f"DEPTHWISE_CONV_2D {fh}x{fw} stride {wh.stride}x{ww.stride} dilation {wh.dilation}x{ww.dilation} "
                 f"pad {wh.pad_before},{ww.pad_before} {c}x{dm} {op.attrs.get('fused_activation_function', 'NONE')}"))
             if packed is not None:
@@ -145,16 +146,18 @@ class DepthwiseConv2D(cm.WindowConv):
             args=args, comment=comment))
 
 
-def _lower_packed(op: Op, g: Graph, params: dict, comment: str) -> KernelCall | None:
-    """tinyc_depthwise_conv2d_s8_packed (runtime_c/src/depthwise_packed.c): twice the filter as
-    int16 in groups of four channels, the input offset folded into the doubled bias, the fast
+def _lower_3x3(op: Op, g: Graph, params: dict, comment: str) -> KernelCall | None:
+    """tinyc_depthwise_conv2d_s8_3x3 (runtime_c/src/depthwise_3x3.c): twice the filter as int16 in
+    groups of four channels, the input offset folded into the doubled bias, the fast
     requantization. Not for trained layers (their weights change at run time in the model's
-    layout: nothing may be folded from them), depth multipliers other than 1 or a multiple of 4,
-    more than TINYC_DWP_MAX_TAPS taps, or what tinyc/quant.py fast_requant cannot prove."""
+    layout: nothing may be folded from them), filters other than 3x3 (the model-layout kernel's
+    whole-window path is as fast there), depth multipliers other than 1 or a multiple of 4, or
+    what tinyc/quant.py fast_requant cannot prove."""
     x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
     _, fh, fw, out_c = w.shape
     dm = params["depth_multiplier"]
-    if op.attrs.get("trained") or op.attrs.get("split") or not (dm == 1 or dm % 4 == 0) or fh * fw > MAX_TAPS:
+    if (not FAST_3X3 or op.attrs.get("trained") or op.attrs.get("split") or (fh, fw) != (3, 3)
+            or not (dm == 1 or dm % 4 == 0)):
         return None
     bias_name = cm.bias_of(op, g)
     bias = g.t(bias_name).data if bias_name is not None else None
@@ -168,21 +171,20 @@ def _lower_packed(op: Op, g: Graph, params: dict, comment: str) -> KernelCall | 
     if fast is None:
         return None
     requant, sign = fast
-    keep = ("batches", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "filter_h", "filter_w",
-            "depth_multiplier", "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_top", "pad_left",
-            "act_min", "act_max")
+    keep = ("batches", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "depth_multiplier", "stride_h",
+            "stride_w", "dilation_h", "dilation_w", "pad_top", "pad_left", "act_min", "act_max")
     p = {k: params[k] for k in keep}
     in_c = params["in_c"]
     p.update(stream=pack_stream(2 * sign[:, None] * per_channel, requant),
              zero_points=np.full(-(-in_c // 4) * 4, x.quant.zp, dtype=np.int8))
-    return KernelCall(function="tinyc_depthwise_conv2d_s8_packed", header="tinyc/depthwise_conv.h",
-                      sources=("depthwise_packed.c",), params_type="tinyc_depthwise_packed_params_t", params=p,
+    return KernelCall(function="tinyc_depthwise_conv2d_s8_3x3", header="tinyc/depthwise_conv.h",
+                      sources=("depthwise_3x3.c",), params_type="tinyc_depthwise_3x3_params_t", params=p,
                       args=(Arg("in", op.inputs[0]), Arg("out", op.outputs[0])),
                       comment=comment + ", int16 weights packed per 4 channels, offset folded")
 
 
 def pack_stream(per_channel: np.ndarray, requant: np.ndarray) -> np.ndarray:
-    """tinyc_depthwise_packed_params_t's stream (tinyc/depthwise_conv.h): per group of four
+    """tinyc_depthwise_3x3_params_t's stream (tinyc/depthwise_conv.h): per group of four
     channels (the last zero padded), the four biases, per tap the int16 words (w[c], w[c+2]) and
     (w[c+1], w[c+3]) low half first, then (q, rnd) per channel and the four shifts.
     per_channel: [out_c, taps] int16-range weights; requant: fast_requant's [out_c, 4]."""

@@ -39,28 +39,26 @@ void tinyc_depthwise_conv2d_s8_channels(const tinyc_depthwise_conv2d_params_t *p
                                         const int8_t *filter, const int32_t *bias, int8_t *output,
                                         void *temp);
 
-/* Constant weights, depth multiplier 1 or a multiple of 4 (runtime_c/src/depthwise_packed.c):
- * the compiler (tinyc/ops/depthwise_conv.py pack_stream) lays out everything a group of four
- * output channels c..c+3 needs as one stream of words (the last group of depth multiplier 1 zero
- * padded), read front to back:
- *   4 words   the channels' biases with input_offset * (sum of all the channel's taps) folded in,
- *             doubled;
- *   2 / tap   (taps: filter rows, then columns) twice the weights as int16 pairs (w[c], w[c+2]) and
- *             (w[c+1], w[c+3]), low half first: the lanes SXTB16 makes of four input channels;
+/* 3x3 filter, constant weights, depth multiplier 1 or a multiple of 4
+ * (runtime_c/src/depthwise_3x3.c): the compiler (tinyc/ops/depthwise_conv.py pack_stream) lays
+ * out everything a group of four output channels c..c+3 needs as one stream of words (the last
+ * group of depth multiplier 1 zero padded), read front to back:
+ *   4 words   the channels' biases with input_offset * (sum of the channel's nine taps) folded
+ *             in, doubled;
+ *   2 / tap   (nine taps: filter rows, then columns) twice the weights as int16 pairs
+ *             (w[c], w[c+2]) and (w[c+1], w[c+3]), low half first: the lanes SXTB16 makes of four
+ *             input channels;
  *   8 words   per channel its multiplier q and rounding constant (tinyc/quant.py fast_requant);
  *   4 words   the four shifts.
  * A channel whose multiplier is negative has its weights and bias negated (q > 0: tinyc_rq). Taps
  * outside the input read the input zero point (zero_points: in_c bytes, rounded up to a word),
  * which the folded offset cancels: the same integer as TFLM's skipped taps. Pixels ascending, or
  * descending when the output starts above the input, as tinyc_depthwise_conv2d_s8 (the same
- * overlap rules). filter_h * filter_w <= TINYC_DWP_MAX_TAPS. */
-#define TINYC_DWP_MAX_TAPS 64
-
+ * overlap rules); no scratch memory. */
 typedef struct {
   int32_t batches;
   int32_t in_h, in_w, in_c;
   int32_t out_h, out_w, out_c;
-  int32_t filter_h, filter_w;
   int32_t depth_multiplier; /* 1 or a multiple of 4 */
   int32_t stride_h, stride_w;
   int32_t dilation_h, dilation_w;
@@ -68,9 +66,8 @@ typedef struct {
   int32_t act_min, act_max;
   const int32_t *stream;     /* per group of four channels, as above */
   const int8_t *zero_points; /* [in_c rounded up to 4] input zero point */
-} tinyc_depthwise_packed_params_t;
+} tinyc_depthwise_3x3_params_t;
 
-void tinyc_depthwise_conv2d_s8_packed(const tinyc_depthwise_packed_params_t *p, const int8_t *input,
-                                      int8_t *output);
+void tinyc_depthwise_conv2d_s8_3x3(const tinyc_depthwise_3x3_params_t *p, const int8_t *input, int8_t *output);
 
 #endif /* TINYC_DEPTHWISE_CONV_H */

@@ -1,9 +1,9 @@
-/* tinyc: int8 DEPTHWISE_CONV_2D with compile-time packed weights (see tinyc/depthwise_conv.h,
- * tinyc_depthwise_conv2d_s8_packed).
+/* tinyc: int8 3x3 DEPTHWISE_CONV_2D with compile-time packed weights (see tinyc/depthwise_conv.h,
+ * tinyc_depthwise_conv2d_s8_3x3).
  *
  * TFLM's sum per output channel, acc = bias + sum over the taps inside the input of
  * w * (x + input_offset), is computed as
- *   acc = bias + input_offset * (sum of all taps' w) + sum over all taps of w * x',
+ *   acc = bias + input_offset * (sum of all nine taps' w) + sum over the nine taps of w * x',
  * x' the input where the tap lies inside and the input zero point where it does not (a
  * zero-point tap adds w * zp = -input_offset * w, cancelling its share of the folded offset): the
  * same integer, with every window the same shape. The compiler folds the first two terms and
@@ -15,13 +15,13 @@
  * input (four channels; with a depth multiplier of 4 or more, the one input channel's byte) and
  * two words of weights feed four 16x16 multiply-accumulates (SMLABB/SMLATT on cores with the DSP
  * extension), and four outputs leave as one word. Windows inside the input go by runs along a
- * row, 3x3 ones with their taps addressed from three row pointers; other windows, and other
- * kernel sizes, through a per-pixel table of tap pointers (taps outside the input point at the
- * zero points). With the DSP extension and optimisation on, a group of a 3x3 window is one block
- * of assembly (taps, requantization, packing, clamp): left to the compiler, the taps' loads are
- * scheduled ahead and their widened inputs spilled. The blocks clobber "memory": they read the
- * input, which the kernel's own stores may overlap (at the planner's proven distances), so they
- * must stay between the stores before and after them. */
+ * row, their taps addressed from three row pointers; windows on the border through a table of
+ * the nine tap pointers (taps outside the input point at the zero points). With the DSP
+ * extension and optimisation on, a group is one block of assembly (taps, requantization,
+ * packing, clamp): left to the compiler, the taps' loads are scheduled ahead and their widened
+ * inputs spilled. The blocks clobber "memory": they read the input, which the kernel's own stores
+ * may overlap (at the planner's proven distances), so they must stay between the stores before
+ * and after them. */
 #include <stdint.h>
 #include <string.h>
 
@@ -34,9 +34,6 @@
 #else
 #define TINYC_DWP_ASM 0
 #endif
-
-/* Stream words per group beyond the taps' 2 each: 4 biases, 8 (q, rnd), 4 shifts. */
-#define TINYC_DWP_GROUP_WORDS 16
 
 /* The first n (1..3) bytes at p, the others 0: the last channels without reading past them. */
 static inline uint32_t tinyc_dwp_load_tail(const int8_t *p, int32_t n) {
@@ -117,14 +114,15 @@ TINYC_INLINE void tinyc_dwp_store(const int32_t *w, const int32_t *bias, const i
   }
 }
 
-/* One group in portable C (or C with DSP intrinsics): the taps at tap(t) + off. */
+/* One group in portable C (or C with DSP intrinsics): tap t at tp[t] + off, or without a table
+ * at x + (t / 3) * rs + (t % 3) * cs + off. */
 TINYC_INLINE const int32_t *tinyc_dwp_group_c(const int8_t *const *tp, const int8_t *x, int32_t cs, int32_t rs,
-                                              int32_t off, int32_t taps, const int32_t *w, const int dm1,
-                                              int32_t n, const int full, int32_t lo, int32_t hi, int8_t *y) {
+                                              int32_t off, const int32_t *w, const int dm1, int32_t n, const int full,
+                                              int32_t lo, int32_t hi, int8_t *y) {
   const int32_t *const bias = w;
   int32_t a[4] = {0, 0, 0, 0};
   w += 4;
-  for (int32_t t = 0; t < taps; ++t) {
+  for (int32_t t = 0; t < 9; ++t) {
     const int8_t *q = tp != 0 ? tp[t] : x + (t / 3) * rs + (t % 3) * cs;
     tinyc_dwp_tap(tinyc_dwp_load(q + off, dm1, n), &w, dm1, a);
   }
@@ -278,49 +276,43 @@ TINYC_INLINE uint32_t tinyc_dwp_asm_t9(const int8_t *const *tp, int32_t off, con
 
 /* What every pixel of a call shares. */
 typedef struct {
-  const tinyc_depthwise_packed_params_t *p;
+  const tinyc_depthwise_3x3_params_t *p;
   int32_t cs, rs;       /* bytes between a window's taps along a row, and between its rows */
-  int32_t taps;         /* filter_h * filter_w */
   uint32_t lo4, hi4;    /* the clamp bounds in every byte */
   int32_t kind;         /* bit 0: the clamp is int8's own range; bit 1: depth multiplier 4k */
-  int32_t ox_lo, ox_hi; /* the output columns whose 3x3 window lies inside the input along a row */
+  int32_t ox_lo, ox_hi; /* the output columns whose window lies inside the input along a row */
   int desc;             /* pixels in descending order */
 } tinyc_dwp_ctx_t;
 
-/* Every channel of one output pixel. mode 0: a 3x3 window inside the input, x its first tap's
- * pixel; mode 1: a 3x3 window through the tap table tp; mode 2: any window through tp. */
-TINYC_INLINE void tinyc_dwp_pixel(const tinyc_dwp_ctx_t *ctx, const int mode, const int8_t *x,
+/* Every channel of one output pixel: inside, a window inside the input, x its first tap's pixel;
+ * else through the tap table tp. */
+TINYC_INLINE void tinyc_dwp_pixel(const tinyc_dwp_ctx_t *ctx, const int inside, const int8_t *x,
                                   const int8_t *const *tp, const int dm1, const int full, int8_t *y) {
-  const tinyc_depthwise_packed_params_t *const p = ctx->p;
+  const tinyc_depthwise_3x3_params_t *const p = ctx->p;
   const int32_t out_c = p->out_c, dm = p->depth_multiplier;
   const int32_t lo = p->act_min, hi = p->act_max;
   const int32_t cs = ctx->cs, rs = ctx->rs;
-  const int32_t taps = mode == 2 ? ctx->taps : 9;
   const int32_t *w = p->stream;
   int8_t *const y_end = y + (out_c & ~(int32_t)3);
   int32_t ic = 0, m = 0; /* depth multiplier > 1: the group's input channel, and its first output's place */
 #if TINYC_DWP_ASM
-  const int8_t *r0 = x, *r1 = x + rs, *r2 = x + 2 * rs; /* mode 0: the rows, at the group's input */
+  const int8_t *r0 = x, *r1 = x + rs, *r2 = x + 2 * rs; /* inside: the rows, at the group's input */
   const uint32_t lo4 = ctx->lo4, hi4 = ctx->hi4;        /* on the stack: the asm reads them sp-relative */
 #endif
   for (; y < y_end; y += 4) {
     const int32_t off = dm1 ? out_c - (int32_t)(y_end - y) - (out_c & 3) : ic; /* the group's channel */
 #if TINYC_DWP_ASM
     uint32_t word;
-    if (mode == 0 && dm1) {
+    if (inside && dm1) {
       word = tinyc_dwp_asm_in_dm1(&r0, &r1, &r2, cs - 4, 2 * cs - 4, &w, full, &lo4, &hi4);
-    } else if (mode == 0) {
+    } else if (inside) {
       word = tinyc_dwp_asm_in_dm4(r0 + ic, r1 + ic, r2 + ic, cs, 2 * cs, &w, full, &lo4, &hi4);
-    } else if (mode == 1) {
+    } else {
       word = tinyc_dwp_asm_t9(tp, off, &w, dm1, full, &lo4, &hi4);
     }
-    if (mode != 2) {
-      memcpy(y, &word, sizeof word);
-    } else {
-      w = tinyc_dwp_group_c(tp, x, cs, rs, off, taps, w, dm1, 4, full, lo, hi, y);
-    }
+    memcpy(y, &word, sizeof word);
 #else
-    w = tinyc_dwp_group_c(mode == 0 ? 0 : tp, x, cs, rs, off, taps, w, dm1, 4, full, lo, hi, y);
+    w = tinyc_dwp_group_c(inside ? 0 : tp, x, cs, rs, off, w, dm1, 4, full, lo, hi, y);
 #endif
     if (!dm1) {
       m += 4;
@@ -331,20 +323,19 @@ TINYC_INLINE void tinyc_dwp_pixel(const tinyc_dwp_ctx_t *ctx, const int mode, co
     }
   }
   if (dm1 && (out_c & 3) != 0) { /* the last 1-3 channels */
-    (void)tinyc_dwp_group_c(mode == 0 ? 0 : tp, x, cs, rs, out_c & ~(int32_t)3, taps, w, 1, out_c & 3, full, lo, hi,
-                            y);
+    (void)tinyc_dwp_group_c(inside ? 0 : tp, x, cs, rs, out_c & ~(int32_t)3, w, 1, out_c & 3, full, lo, hi, y);
   }
 }
 
 /* The window's tap table: tap t's pixel in the input, or the zero points where it lies outside. */
 static inline void tinyc_dwp_taps(const tinyc_dwp_ctx_t *ctx, const int8_t *in_b, int32_t iy0, int32_t ix0,
                                   const int8_t **tp) {
-  const tinyc_depthwise_packed_params_t *const p = ctx->p;
+  const tinyc_depthwise_3x3_params_t *const p = ctx->p;
   const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, dh = p->dilation_h, dw = p->dilation_w;
   int32_t t = 0;
-  for (int32_t r = 0, iy = iy0; r < p->filter_h; ++r, iy += dh) {
+  for (int32_t r = 0, iy = iy0; r < 3; ++r, iy += dh) {
     const int row_ok = iy >= 0 && iy < in_h;
-    for (int32_t j = 0, ix = ix0; j < p->filter_w; ++j, ix += dw, ++t) {
+    for (int32_t j = 0, ix = ix0; j < 3; ++j, ix += dw, ++t) {
       tp[t] = row_ok && ix >= 0 && ix < in_w ? in_b + (iy * in_w + ix) * in_c : p->zero_points;
     }
   }
@@ -356,19 +347,19 @@ static inline void tinyc_dwp_taps(const tinyc_dwp_ctx_t *ctx, const int8_t *in_b
 #define TINYC_DWP_NOINLINE
 #endif
 
-/* Output row oy of one image: runs of windows inside the input (mode 0), the others through the
- * tap table (mode 1 for 3x3 windows, else 2). One function per (3x3 or not, depth multiplier 1 or
- * 4k, full clamp or not), called directly (the stack estimate follows direct calls), so that its
- * loops have the registers to themselves. */
+/* Output row oy of one image: runs of windows inside the input, the others through the tap
+ * table. One function per (depth multiplier 1 or 4k, full clamp or not), called directly (the
+ * stack estimate follows direct calls), so that its loops have the registers to themselves. */
 TINYC_INLINE void tinyc_dwp_row(const tinyc_dwp_ctx_t *ctx, const int8_t *in_b, int8_t *out_b, int32_t oy,
-                                const int is3x3, const int dm1, const int full, const int8_t **tp) {
-  const tinyc_depthwise_packed_params_t *const p = ctx->p;
+                                const int dm1, const int full) {
+  const tinyc_depthwise_3x3_params_t *const p = ctx->p;
   const int32_t out_w = p->out_w, out_c = p->out_c, in_c = p->in_c;
   const int32_t sw = p->stride_w, pl = p->pad_left;
   const int32_t iy0 = oy * p->stride_h - p->pad_top;
-  const int rows_in = is3x3 && iy0 >= 0 && iy0 + 2 * p->dilation_h < p->in_h;
+  const int rows_in = iy0 >= 0 && iy0 + 2 * p->dilation_h < p->in_h;
   const int desc = ctx->desc;
   int8_t *const y_row = out_b + oy * out_w * out_c;
+  const int8_t *tp[9];
   /* the row in three parts, in the kernel's order: columns before the windows inside the input,
    * those (a run: the input and output advance by fixed steps), the ones after */
   const int32_t lo = rows_in ? ctx->ox_lo : out_w, hi = rows_in ? ctx->ox_hi : out_w;
@@ -384,73 +375,60 @@ TINYC_INLINE void tinyc_dwp_row(const tinyc_dwp_ctx_t *ctx, const int8_t *in_b, 
       const int8_t *x = in_b + (iy0 * p->in_w + ox * sw - pl) * in_c;
       int8_t *y = y_row + ox * out_c;
       for (int32_t i = first; i < end; ++i, x += x_step, y += y_step) {
-        tinyc_dwp_pixel(ctx, 0, x, tp, dm1, full, y);
+        tinyc_dwp_pixel(ctx, 1, x, tp, dm1, full, y);
       }
       continue;
     }
     for (int32_t i = first; i < end; ++i) {
       const int32_t ox = desc ? first + end - 1 - i : i;
       tinyc_dwp_taps(ctx, in_b, iy0, ox * sw - pl, tp);
-      tinyc_dwp_pixel(ctx, is3x3 ? 1 : 2, tp[0], tp, dm1, full, y_row + ox * out_c);
+      tinyc_dwp_pixel(ctx, 0, tp[0], tp, dm1, full, y_row + ox * out_c);
     }
   }
 }
 
-#define TINYC_DWP_ROW(name, is3x3, dm1, full)                                                                 \
+#define TINYC_DWP_ROW(name, dm1, full)                                                                        \
   static TINYC_DWP_NOINLINE void name(const tinyc_dwp_ctx_t *ctx, const int8_t *in_b, int8_t *out_b, int32_t oy) { \
-    const int8_t *tp[(is3x3) ? 9 : TINYC_DWP_MAX_TAPS]; /* the tap table, as large as the window */            \
-    tinyc_dwp_row(ctx, in_b, out_b, oy, is3x3, dm1, full, tp);                                               \
+    tinyc_dwp_row(ctx, in_b, out_b, oy, dm1, full);                                                          \
   }
-TINYC_DWP_ROW(tinyc_dwp_row_3x3_dm1_clamp, 1, 1, 0)
-TINYC_DWP_ROW(tinyc_dwp_row_3x3_dm1_full, 1, 1, 1)
-TINYC_DWP_ROW(tinyc_dwp_row_3x3_dm4_clamp, 1, 0, 0)
-TINYC_DWP_ROW(tinyc_dwp_row_3x3_dm4_full, 1, 0, 1)
-TINYC_DWP_ROW(tinyc_dwp_row_any_dm1_clamp, 0, 1, 0)
-TINYC_DWP_ROW(tinyc_dwp_row_any_dm1_full, 0, 1, 1)
-TINYC_DWP_ROW(tinyc_dwp_row_any_dm4_clamp, 0, 0, 0)
-TINYC_DWP_ROW(tinyc_dwp_row_any_dm4_full, 0, 0, 1)
+TINYC_DWP_ROW(tinyc_dwp_row_dm1_clamp, 1, 0)
+TINYC_DWP_ROW(tinyc_dwp_row_dm1_full, 1, 1)
+TINYC_DWP_ROW(tinyc_dwp_row_dm4_clamp, 0, 0)
+TINYC_DWP_ROW(tinyc_dwp_row_dm4_full, 0, 1)
 
-void tinyc_depthwise_conv2d_s8_packed(const tinyc_depthwise_packed_params_t *p, const int8_t *input,
-                                      int8_t *output) {
+void tinyc_depthwise_conv2d_s8_3x3(const tinyc_depthwise_3x3_params_t *p, const int8_t *input, int8_t *output) {
   /* The loops read what they need through ctx (its address is taken: the fields are reloaded after
    * each call rather than kept in spilled copies, which keeps this frame, part of the peak stack,
    * small). */
   tinyc_dwp_ctx_t ctx;
-  const int is3x3 = p->filter_h == 3 && p->filter_w == 3;
   const int32_t sw = p->stride_w, pl = p->pad_left;
   ctx.p = p;
   ctx.cs = p->dilation_w * p->in_c;
   ctx.rs = p->dilation_h * p->in_w * p->in_c;
-  ctx.taps = p->filter_h * p->filter_w;
   ctx.lo4 = ((uint32_t)p->act_min & 0xffu) * 0x01010101u;
   ctx.hi4 = ((uint32_t)p->act_max & 0xffu) * 0x01010101u;
   ctx.kind = (p->depth_multiplier == 1 ? 0 : 2) + (p->act_min == -128 && p->act_max == 127 ? 1 : 0);
-  /* the output columns whose 3x3 window lies inside the input along a row: [ox_lo, ox_hi) */
-  int32_t ox_lo = is3x3 ? (pl + sw - 1) / sw : 0;
+  /* the output columns whose window lies inside the input along a row: [ox_lo, ox_hi) */
+  const int32_t ox_lo = (pl + sw - 1) / sw;
   int32_t ox_hi = 0;
-  if (is3x3 && p->in_w - 1 - 2 * p->dilation_w + pl >= 0) {
+  if (p->in_w - 1 - 2 * p->dilation_w + pl >= 0) {
     ox_hi = (p->in_w - 1 - 2 * p->dilation_w + pl) / sw + 1;
   }
   ctx.ox_hi = ox_hi < p->out_w ? ox_hi : p->out_w;
   ctx.ox_lo = ox_lo < ctx.ox_hi ? ox_lo : ctx.ox_hi;
   ctx.desc = (uintptr_t)output > (uintptr_t)input; /* memmove-like, as tinyc_depthwise_conv2d_s8 */
   const int32_t in_image = p->in_h * p->in_w * p->in_c, out_image = p->out_h * p->out_w * p->out_c;
-  const int32_t kind = ctx.kind + (is3x3 ? 0 : 4);
   for (int32_t bi = 0; bi < p->batches; ++bi) {
     const int32_t b = ctx.desc ? p->batches - 1 - bi : bi;
     const int8_t *const in_b = input + b * in_image;
     int8_t *const out_b = output + b * out_image;
     for (int32_t yi = 0; yi < p->out_h; ++yi) {
       const int32_t oy = ctx.desc ? p->out_h - 1 - yi : yi;
-      switch (kind) {
-        case 0: tinyc_dwp_row_3x3_dm1_clamp(&ctx, in_b, out_b, oy); break;
-        case 1: tinyc_dwp_row_3x3_dm1_full(&ctx, in_b, out_b, oy); break;
-        case 2: tinyc_dwp_row_3x3_dm4_clamp(&ctx, in_b, out_b, oy); break;
-        case 3: tinyc_dwp_row_3x3_dm4_full(&ctx, in_b, out_b, oy); break;
-        case 4: tinyc_dwp_row_any_dm1_clamp(&ctx, in_b, out_b, oy); break;
-        case 5: tinyc_dwp_row_any_dm1_full(&ctx, in_b, out_b, oy); break;
-        case 6: tinyc_dwp_row_any_dm4_clamp(&ctx, in_b, out_b, oy); break;
-        default: tinyc_dwp_row_any_dm4_full(&ctx, in_b, out_b, oy); break;
+      switch (ctx.kind) {
+        case 0: tinyc_dwp_row_dm1_clamp(&ctx, in_b, out_b, oy); break;
+        case 1: tinyc_dwp_row_dm1_full(&ctx, in_b, out_b, oy); break;
+        case 2: tinyc_dwp_row_dm4_clamp(&ctx, in_b, out_b, oy); break;
+        default: tinyc_dwp_row_dm4_full(&ctx, in_b, out_b, oy); break;
       }
     }
   }
