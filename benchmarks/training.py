@@ -80,11 +80,11 @@ def memory_table(rounding: str = "accumulate") -> None:
 
 
 def _transfer_run(model: Path, update: str, lr: float, epochs: int, n: int | None, qas: bool = True,
-                  options: Options = Options()) -> tuple[float, float, dict]:
+                  options: Options = Options(), output: Path | None = None) -> tuple[float, float, dict]:
     from tinyc.train.session import train_on_host
 
     r = train_on_host(model, DATA / "cifar10" / "train", eval_data=DATA / "cifar10" / "test", update=update,
-                      epochs=epochs, lr=lr, qas=qas, n=n, progress=True, options=options)
+                      epochs=epochs, lr=lr, qas=qas, n=n, progress=True, options=options, output=output, force=True)
     return r.accuracy_before or 0.0, r.accuracy_after or 0.0, r.to_json()
 
 
@@ -115,11 +115,19 @@ def _float_reference(model: Path, update: str, lr: float, epochs: int, n: int | 
 
 
 def transfer(epochs: int, n: int | None, lr: float, sparse: str) -> None:
+    import tempfile
+
     model = MODELS / "mlperf_tiny/vww_96_int8.tflite"
     rows = []
+    exported = ""
     for label, upd, qas in (("classifier only", "classifier", True), ("bias + classifier", "bias", True),
                             ("sparse", sparse, True), ("sparse, QAS off", sparse, False)):
-        before, after, doc = _transfer_run(model, upd, lr, epochs, n, qas)
+        with tempfile.TemporaryDirectory() as td:
+            out = Path(td) / "trained.tflite" if label == "sparse" else None
+            before, after, doc = _transfer_run(model, upd, lr, epochs, n, qas, output=out)
+        if out is not None and doc.get("exported_bit_exact") is not None:
+            exported = (f"exported sparse model on TFLM: {100 * doc['exported_accuracy_tflm']:.2f} %, outputs "
+                        + ("byte for byte equal to tinyc's" if doc["exported_bit_exact"] else "DIFFERENT from tinyc's"))
         rows.append((label, upd, before, after, doc["peak_sram_bytes"], doc["seconds_per_step"]))
         print(f"  {label:<20} {100 * after:6.2f} %", flush=True)
     ref = _float_reference(model, sparse, lr, epochs, n)
@@ -129,6 +137,8 @@ def transfer(epochs: int, n: int | None, lr: float, sparse: str) -> None:
     for label, upd, before, after, peak, sec in rows:
         print(f"{label:<22} {upd[:40]:<40} {100 * before:6.2f}% {100 * after:6.2f}% {peak:>11,} {1000 * sec:>8.1f}")
     print(f"{'float reference':<22} {'same update mask, float64 SGD':<40} {'':>7} {100 * ref:6.2f}%")
+    if exported:
+        print(exported)
 
 
 def main() -> None:
