@@ -159,18 +159,3 @@ void tinyc_pad_backward_f32(const tinyc_pad_bwd_params_t *p, const float *dy, fl
     }
   }
 }
-
-/* Order: o, k, i ascending (out written in order). */
-void tinyc_merge_channels_s8(const tinyc_merge_params_t *p, const int8_t *frozen, const int8_t *trained, int8_t *out) {
-  for (int32_t o = 0; o < p->outer; ++o) {
-    for (int32_t k = 0; k < p->len; ++k) {
-      const uint32_t slot = p->slot[k];
-      const int8_t *src = (slot & 0x8000u) != 0u
-                              ? trained + ((int32_t)o * p->n_trained + (int32_t)(slot & 0x7fffu)) * p->inner
-                              : frozen + ((int32_t)o * p->n_frozen + (int32_t)slot) * p->inner;
-      for (int32_t i = 0; i < p->inner; ++i) {
-        *out++ = src[i];
-      }
-    }
-  }
-}

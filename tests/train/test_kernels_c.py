@@ -1117,25 +1117,3 @@ def test_stochastic_rounding_is_unbiased_and_deterministic(lib) -> None:
     assert a == b
     assert abs(a[-1] - 300) <= 3 * (1000 * 0.21) ** 0.5
     assert all(0 <= y - x <= 1 for x, y in zip([0] + a, a))  # each step moves by floor or ceil of 0.3
-
-
-def test_merge_channels_rebuilds_the_whole_tensor(lib) -> None:
-    rng = np.random.default_rng(5)
-    w = rng.integers(-127, 128, (3, 2, 7, 4)).astype(np.int8)  # outer 6, len 7, inner 4
-    sel = np.array([1, 4, 5], np.int64)
-    rest = np.setdiff1d(np.arange(7), sel)
-    trained = np.ascontiguousarray(np.take(w, sel, axis=2))
-    frozen = np.ascontiguousarray(np.take(w, rest, axis=2))
-    slot = np.zeros(7, np.uint16)
-    slot[sel] = 0x8000 | np.arange(len(sel))
-    slot[rest] = np.arange(len(rest))
-    out = np.zeros_like(w)
-
-    class Merge(C.Structure):
-        _fields_ = [("outer", C.c_int32), ("len", C.c_int32), ("inner", C.c_int32), ("n_trained", C.c_int32),
-                    ("n_frozen", C.c_int32), ("slot", C.c_void_p)]
-
-    p = Merge(6, 7, 4, len(sel), len(rest), slot.ctypes.data)
-    lib.tinyc_merge_channels_s8(C.byref(p), frozen.ctypes.data_as(C.c_void_p), trained.ctypes.data_as(C.c_void_p),
-                                out.ctypes.data_as(C.c_void_p))
-    np.testing.assert_array_equal(out, w)

@@ -200,3 +200,23 @@ def test_new_head_starts_at_chance_with_a_wide_logit_range() -> None:
     assert g.t(logits).shape[-1] == 7 and g.t(logits).quant.s * 255 >= 30  # logits over about +-16
     assert g.t(g.outputs[0]).shape[-1] == 7  # DEQUANTIZE's output follows
     assert shapes and quant
+
+
+def test_split_fully_connected_forward_is_bit_exact(tmp_path: Path) -> None:
+    """FULLY_CONNECTED layers training some input features (ad01's stack of FC layers): the split
+    forward kernel equals TFLM on the exported model."""
+    from tinyc.api import run_on_host
+    from tinyc.validate.reference import run_tflm
+
+    path = _model("mlperf_tiny/ad01_int8.tflite")
+    (tmp_path / "s.json").write_text('{"n_bias_update": 3, "manual_weight_idx": [6, 7, 8], '
+                                     '"weight_update_ratio": [0.25, 0.5, 0.125]}')
+    tc = compile_training(path, TrainOptions(update=f"sparse:{tmp_path / 's.json'}"), search_seconds=0)
+    assert len(tc.train.splits) == 3
+    tr = HostTrainer(tc, sanitize=True, workdir=tmp_path / "b")
+    x = _random_inputs(tc, 6, seed=1)
+    tr.train([x], np.arange(6) * 97 % tc.classes, lr=0.5)
+    out = export_trained(tc, path.read_bytes(), tr)
+    ours = tr.evaluate([x])
+    assert np.array_equal(run_tflm(out, [x])[0].reshape(ours.shape), ours)
+    assert np.array_equal(run_on_host(out, [x])[0].reshape(ours.shape), ours)

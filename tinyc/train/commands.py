@@ -6,7 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from tinyc.arguments import add_compile_arguments, compile_options
+
+if TYPE_CHECKING:
+    from tinyc.train.compile import TrainOptions
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:

@@ -76,16 +76,4 @@ typedef struct {
 } tinyc_pad_bwd_params_t;
 void tinyc_pad_backward_f32(const tinyc_pad_bwd_params_t *p, const float *dy, float *dx);
 
-/* A partially trained weight tensor lives in two parts, the trained channels in SRAM and the rest in
- * flash, each the whole tensor restricted to its channels along one axis (shape outer x len x inner).
- * out = the whole tensor again, for the kernels that read all of it (the forward pass, backward's
- * input gradient): slot[k] says where channel k is: bit 15 set, the trained part's channel
- * slot & 0x7fff; else the frozen part's channel slot. */
-typedef struct {
-  int32_t outer, len, inner;
-  int32_t n_trained, n_frozen;
-  const uint16_t *slot;
-} tinyc_merge_params_t;
-void tinyc_merge_channels_s8(const tinyc_merge_params_t *p, const int8_t *frozen, const int8_t *trained, int8_t *out);
-
 #endif /* TINYC_TRAIN_ELEMENTWISE_H */
