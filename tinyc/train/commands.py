@@ -38,12 +38,15 @@ def train_options(args: argparse.Namespace, classes: int | None) -> "TrainOption
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tinyc.compiler import Options
+    from tinyc.target.boards import get_board
     from tinyc.train.session import train_on_host
 
+    board = get_board(args.board, [Path(d) for d in args.boards_dir])
     res = train_on_host(args.model, args.data, eval_data=args.eval_data, classes=args.classes, update=args.update,
                         epochs=args.epochs, lr=args.lr, qas=not args.no_qas, momentum=args.momentum, n=args.n,
                         seed=args.seed, output=Path(args.output) if args.output else None, force=args.force,
-                        progress=not args.json, options=Options(**compile_options(args)), rounding=args.rounding)
+                        progress=not args.json, options=Options(alignment=board.alignment, **compile_options(args)),
+                        rounding=args.rounding, board=board)
     print(json.dumps(res.to_json(), indent=2) if args.json else res.text())
     return 0
 
@@ -65,5 +68,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("-o", "--output", help="write the trained model here (.tflite, same structure and quantization)")
     t.add_argument("--force", action="store_true", help="overwrite --output")
     t.add_argument("--json", action="store_true", help="print one JSON document")
+    t.add_argument("--board", default="stm32f746g_disco", help="the board whose peak SRAM is reported (training "
+                   "runs on the host here; default stm32f746g_disco)")
+    t.add_argument("--boards-dir", action="append", default=[], help="extra folder of board .toml files")
     add_compile_arguments(t)
     t.set_defaults(func=_cmd_train)

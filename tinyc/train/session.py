@@ -92,7 +92,8 @@ def train_on_host(model: str | Path, data: str | Path, *, eval_data: str | Path 
                   classes: int | None = None, update: str | None = None, epochs: int = DEFAULT_EPOCHS,
                   lr: float | None = None, qas: bool = True, momentum: float = 0.0, n: int | None = None,
                   seed: int = 0, output: Path | None = None, force: bool = False, progress: bool = True,
-                  options: Options = Options(), sanitize: bool = False, rounding: str = "accumulate") -> TrainResult:
+                  options: Options = Options(), sanitize: bool = False, rounding: str = "accumulate",
+                  board: Any = None) -> TrainResult:
     from tinyc.train.compile import DEFAULT_LR
 
     if epochs < 0:
@@ -146,7 +147,7 @@ def train_on_host(model: str | Path, data: str | Path, *, eval_data: str | Path 
         out_name = str(output)
         if held_out is not None:
             tflm_acc, bit_exact = _check_export(exported, tc, x_held, held_out, held.labels)
-    peak, how = peak_sram(tc)
+    peak, how = peak_sram(tc, board)
     from tinyc.train.graph import describe_updates
 
     return TrainResult(scheme=tc.scheme.to_json(), updates=describe_updates(tc.train), memory=tc.memory.to_json(),
@@ -176,18 +177,24 @@ def _reference_batch(tc: TrainCompiled, x: np.ndarray) -> np.ndarray:
     return tc.compiled.reference_inputs([x])[0]
 
 
-def peak_sram(tc: TrainCompiled, cpu: str = "cortex-m7", fpu: str = "fpv5-sp-d16") -> tuple[int, str]:
-    """Training peak SRAM = arena + static data (trained parameters, update state, everything else
-    the objects hold, read off arm-none-eabi-gcc's objects) + the deepest stack of train_step (its
-    call graph); the planned figures without the stack when the cross compiler is missing."""
+def peak_sram(tc: TrainCompiled, board: Any = None) -> tuple[int, str]:
+    """Training peak SRAM on `board` (default the STM32F746) = arena + static data (trained
+    parameters, update state, everything else the objects hold, read off arm-none-eabi-gcc's
+    objects) + the deepest stack of train_step (its call graph); the planned figures without the
+    stack when the cross compiler is missing or the board is the host."""
     from tinyc.report.report import cross_compile_sizes
+    from tinyc.target.boards import get_board
 
-    sizes = cross_compile_sizes(tc.compiled, cpu, fpu, "hard", entry="train_step")
+    board = board or get_board(None)
+    cpu = board.cpu
+    sizes = (None if cpu == "host" else
+             cross_compile_sizes(tc.compiled, cpu, board.fpu, board.float_abi, entry="train_step"))
     arena = tc.compiled.program.arena_bytes
     if sizes is None:
         return tc.memory.sram, "planned arena + trained parameters + update state; stack not measured"
     return arena + sizes.static_data + sizes.stack, \
-        (f"arena {arena:,} + static data {sizes.static_data:,} (linked, {cpu}) + stack {sizes.stack:,} (call graph)")
+        (f"{board.name}: arena {arena:,} + static data {sizes.static_data:,} (compiled) + stack {sizes.stack:,} "
+         "(call graph)")
 
 
 def _bar(total: int, on: bool) -> Any:
