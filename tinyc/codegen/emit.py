@@ -252,7 +252,10 @@ def build_program(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs:
     headers = sorted({c.header for c in all_calls if c.header})
     sources = sorted({s for c in all_calls for s in c.sources})
     prog = CProgram(name=prefix, prefix=prefix, PU=prefix.upper(), version=__version__, model_file=model_file,
-                    model_sha256=model_sha256, arena_bytes=max(plan.arena_bytes, train.plan.arena_bytes if train else 0), lower_bound_bytes=plan.lower_bound_bytes,
+                    model_sha256=model_sha256,
+                    # invoke() and the training step share the arena: the larger of their plans
+                    arena_bytes=max(plan.arena_bytes, train.plan.arena_bytes if train else 0),
+                    lower_bound_bytes=plan.lower_bound_bytes,
                     strategy=plan.strategy, total_macs=int(sum(macs)), weight_bytes=0, headers=headers, sources=sources)
     const_names: dict[str, str] = {}
     param_arrays: dict[tuple[str, str], str] = {}  # (C type, body) -> name: patches repeat their layer's arrays
