@@ -433,3 +433,145 @@ void tinyc_depthwise_conv2d_s8_3x3(const tinyc_depthwise_3x3_params_t *p, const 
     }
   }
 }
+
+/* ------------------------------------------------------------------ channel by channel, in place */
+
+/* The word of input row `row` from column ix: x[ix .. ix + 3], the zero point where a column lies
+ * outside [0, w) (a window on the left or right border). Rows of 4 or more: one word load and
+ * shifts (one column left of the row; 1-3 columns right of it), else byte by byte. */
+static inline uint32_t tinyc_dwc_word_edge(const int8_t *row, int32_t ix, int32_t w, uint32_t zp) {
+  if (w >= 4 && ix == -1) {
+    return (tinyc_load4(row) << 8) | zp;
+  }
+  if (w >= 4 && ix >= w - 3 && ix < w) {
+    const uint32_t d = 8u * (uint32_t)(ix - (w - 4)); /* 8, 16 or 24 bits past the row */
+    return (tinyc_load4(row + w - 4) >> d) | ((zp * 0x01010101u) << (32u - d));
+  }
+  uint32_t v = 0;
+  for (int32_t k = 0; k < 4; ++k) {
+    const int32_t j = ix + k;
+    v |= (j >= 0 && j < w ? (uint32_t)(uint8_t)row[j] : zp) << (8 * k);
+  }
+  return v;
+}
+
+/* One filter row on one word x[0..3]: o0 += k0 x0 + k1 x1 + k2 x2 and o1 += k0 x1 + k1 x2 + k2 x3,
+ * two neighbouring outputs. k02: (k0, k2) as int16 lanes, k1 in the low half. */
+TINYC_INLINE void tinyc_dwc_row(uint32_t xv, int32_t k02, int32_t k1, int32_t *o0, int32_t *o1) {
+#if TINYC_DSP
+  const int32_t e = __sxtb16(xv), o = tinyc_sxtb16_ror8(xv); /* (x0, x2), (x1, x3) */
+  *o0 = __smlabb(o, k1, __smlad(e, k02, *o0));
+  *o1 = __smlatb(e, k1, __smlad(o, k02, *o1));
+#else
+  const int32_t x0 = (int8_t)(xv & 0xffu), x1 = (int8_t)((xv >> 8) & 0xffu);
+  const int32_t x2 = (int8_t)((xv >> 16) & 0xffu), x3 = (int8_t)((xv >> 24) & 0xffu);
+  const int32_t k0 = tinyc_dwp_lo(k02), k2 = tinyc_dwp_hi(k02);
+  *o0 += k0 * x0 + k1 * x1 + k2 * x2;
+  *o1 += k0 * x1 + k1 * x2 + k2 * x3;
+#endif
+}
+
+/* What one channel's output rows share: its weights (per filter row (k0, k2) as int16 lanes and
+ * k1; zero for a filter row outside the input), its requantization, the clamp. */
+typedef struct {
+  int32_t k02[3], k1[3];
+  int32_t q, rnd, e, lo, hi;
+} tinyc_dwc_chan_t;
+
+/* Outputs [first, end) of one output row, two per step, from the three input rows r0..r2: words
+ * from column ox - pad_left (inside: wholly inside the row, else assembled with the zero point). */
+TINYC_INLINE void tinyc_dwc_run(const tinyc_dwc_chan_t *k, const int8_t *r0, const int8_t *r1, const int8_t *r2,
+                                int32_t bias, int32_t first, int32_t end, int32_t pad_left, int32_t w, uint32_t zp,
+                                int8_t *y, int32_t c_stride, const int inside, const int full) {
+  const int32_t k02_0 = k->k02[0], k02_1 = k->k02[1], k02_2 = k->k02[2];
+  const int32_t k1_0 = k->k1[0], k1_1 = k->k1[1], k1_2 = k->k1[2];
+  const int32_t q = k->q, rnd = k->rnd, e = k->e, lo = k->lo, hi = k->hi;
+  for (int32_t ox = first; ox < end; ox += 2) {
+    const int32_t ix = ox - pad_left;
+    int32_t o0 = TINYC_DSP ? bias : 0, o1 = o0;
+    const uint32_t w0 = inside ? tinyc_load4(r0 + ix) : tinyc_dwc_word_edge(r0, ix, w, zp);
+    const uint32_t w1 = inside ? tinyc_load4(r1 + ix) : tinyc_dwc_word_edge(r1, ix, w, zp);
+    const uint32_t w2 = inside ? tinyc_load4(r2 + ix) : tinyc_dwc_word_edge(r2, ix, w, zp);
+    tinyc_dwc_row(w0, k02_0, k1_0, &o0, &o1);
+    tinyc_dwc_row(w1, k02_1, k1_1, &o0, &o1);
+    tinyc_dwc_row(w2, k02_2, k1_2, &o0, &o1);
+#if !TINYC_DSP
+    o0 += bias;
+    o1 += bias;
+#endif
+    y[ox * c_stride] = tinyc_rq_clamp(tinyc_rq(o0, q, rnd, e), full, lo, hi);
+    if (ox + 1 < end) {
+      y[(ox + 1) * c_stride] = tinyc_rq_clamp(tinyc_rq(o1, q, rnd, e), full, lo, hi);
+    }
+  }
+}
+
+/* One output row of a channel: the steps whose words reach left of the input row, those inside
+ * it (ix = ox - pad_left >= 0 and ix + 3 < w), those reaching right of it. */
+TINYC_INLINE void tinyc_dwc_out_row(const tinyc_dwc_chan_t *k, const int8_t *r0, const int8_t *r1, const int8_t *r2,
+                                    int32_t bias, int32_t out_w, int32_t pad_left, int32_t w, uint32_t zp, int8_t *y,
+                                    int32_t c_stride, const int full) {
+  const int32_t first = pad_left, last = w - 4 + pad_left; /* the steps' ox inside */
+  const int32_t n = last >= first ? (last - first) / 2 + 1 : 0;
+  const int32_t lo = first < out_w ? first : out_w;
+  const int32_t hi = first + 2 * n < out_w ? first + 2 * n : out_w;
+  tinyc_dwc_run(k, r0, r1, r2, bias, 0, lo, pad_left, w, zp, y, c_stride, 0, full);
+  tinyc_dwc_run(k, r0, r1, r2, bias, lo, hi, pad_left, w, zp, y, c_stride, 1, full);
+  tinyc_dwc_run(k, r0, r1, r2, bias, hi, out_w, pad_left, w, zp, y, c_stride, 0, full);
+}
+
+void tinyc_depthwise_conv2d_s8_3x3_channels(const tinyc_depthwise_3x3_channels_params_t *p, const int8_t *input,
+                                            const int8_t *filter, int8_t *output, void *temp) {
+  int8_t *const t = (int8_t *)temp;
+  const int32_t c_count = p->in_c, in_h = p->in_h, in_w = p->in_w, out_h = p->out_h, out_w = p->out_w;
+  const int32_t in_pixels = in_h * in_w, out_pixels = out_h * out_w, all_in = p->batches * in_pixels;
+  const uint32_t zp = (uint32_t)(uint8_t)p->input_zp;
+  const int full = p->act_min == -128 && p->act_max == 127;
+  for (int32_t c = 0; c < c_count; ++c) {
+    { /* input channel c of every image into temp; then output channel c overwrites only its own bytes */
+      const int8_t *src = input + c;
+      for (int32_t i = 0; i < all_in; ++i, src += c_count) {
+        t[i] = *src;
+      }
+    }
+    const int32_t *const rq = p->requant + 4 * c;
+    const int32_t scale = (rq[3] >> 8) != 0 ? -2 : 2; /* doubled, negated with q */
+    tinyc_dwc_chan_t k;
+    int32_t k02[3], k1[3], zrow[3];
+    for (int32_t r = 0; r < 3; ++r) {
+      const int32_t k0 = scale * filter[(3 * r) * c_count + c], kk = scale * filter[(3 * r + 1) * c_count + c];
+      const int32_t k2 = scale * filter[(3 * r + 2) * c_count + c];
+      k02[r] = (int32_t)(((uint32_t)k0 & 0xffffu) | ((uint32_t)k2 << 16));
+      k1[r] = kk;
+      zrow[r] = p->input_zp * (k0 + kk + k2); /* a whole filter row outside the input */
+    }
+    k.q = rq[1];
+    k.rnd = rq[2];
+    k.e = rq[3] & 0xff;
+    k.lo = p->act_min;
+    k.hi = p->act_max;
+    for (int32_t b = 0; b < p->batches; ++b) {
+      const int8_t *const plane = t + b * in_pixels;
+      int8_t *const y_b = output + b * out_pixels * c_count + c;
+      for (int32_t oy = 0; oy < out_h; ++oy) {
+        const int32_t iy0 = oy - p->pad_top;
+        const int8_t *rows[3];
+        int32_t bias = rq[0];
+        for (int32_t r = 0; r < 3; ++r) { /* a row outside: zero weights on any row inside, its share in bias */
+          const int32_t iy = iy0 + r;
+          const int in = iy >= 0 && iy < in_h;
+          rows[r] = plane + (in ? iy : (iy < 0 ? 0 : in_h - 1)) * in_w;
+          k.k02[r] = in ? k02[r] : 0;
+          k.k1[r] = in ? k1[r] : 0;
+          bias += in ? 0 : zrow[r];
+        }
+        int8_t *const y = y_b + oy * out_w * c_count;
+        if (full) {
+          tinyc_dwc_out_row(&k, rows[0], rows[1], rows[2], bias, out_w, p->pad_left, in_w, zp, y, c_count, 1);
+        } else {
+          tinyc_dwc_out_row(&k, rows[0], rows[1], rows[2], bias, out_w, p->pad_left, in_w, zp, y, c_count, 0);
+        }
+      }
+    }
+  }
+}

@@ -136,3 +136,24 @@ def test_depthwise_3x3_dsp_bit_exact(tmp_path, board: str) -> None:
     data = random_dataset(c.graph.t(c.graph.inputs[0]), 4, seed=13)
     res = validate(m, bd, data, emulate=True, quiet=True, compiled=c)
     assert res.bit_exact, (res.first_mismatch, res.first_layer_mismatch)
+
+
+@pytest.mark.parametrize("board", ["mps2_an386", "mps2_an500"])
+@pytest.mark.parametrize("shape, br", [
+    ((1, 25, 5, 24), dict(act="RELU6", out_zp=-128)),                        # KWS: rows of 5, both edges
+    ((1, 9, 3, 16), dict(negative_scales=True)),                             # rows narrower than a word
+    ((2, 6, 7, 40), dict(act="RELU", out_zp=-20)),                           # two images, odd width
+    ((1, 6, 8, 40), dict(per_channel=False, bias=False, act="RELU_N1_TO_1")),
+], ids=["kws", "narrow", "batch2", "per_tensor"])
+def test_depthwise_3x3_channel_by_channel_dsp_bit_exact(tmp_path, board: str, shape, br) -> None:
+    """A lone 3x3 depthwise layer whose channel-by-channel in-place variant the planner takes."""
+    from tests.ops.test_conv import Branch, model
+
+    m = tmp_path / "dwc.tflite"
+    m.write_bytes(model([Branch(depth_multiplier=1, kernel=(3, 3), **br)], shape, in_zp=-9, seed=4))
+    bd = get_board(board)
+    c = compile_model(m, Options(patch="off", alignment=bd.alignment))
+    assert [call.function for call in c.calls] == ["tinyc_depthwise_conv2d_s8_3x3_channels"]
+    data = random_dataset(c.graph.t(c.graph.inputs[0]), 4, seed=15)
+    res = validate(m, bd, data, emulate=True, quiet=True, compiled=c)
+    assert res.bit_exact, (res.first_mismatch, res.first_layer_mismatch)

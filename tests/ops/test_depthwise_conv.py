@@ -175,7 +175,7 @@ def test_depthwise_kernel_choice():
     """Constant 3x3 weights, depth multiplier 1 or 4k: the 3x3 kernel, which no longer reads the
     int8 filter tensor (its stream replaces it); other multipliers and filters, and trained layers
     (weights changed at run time in the model's layout, nothing folded), the model-layout kernel;
-    the in-place variant is unchanged."""
+    likewise for the in-place variant."""
     from tinyc.frontend.tflite_reader import read_tflite
     from tinyc.ops.registry import lookup
 
@@ -196,8 +196,9 @@ def test_depthwise_kernel_choice():
         call = mod.lower(trained, g)
         assert call.function == "tinyc_depthwise_conv2d_s8" and call.params["folded_bias"] == "NULL"
         assert [a.kind for a in call.args][:2] == ["in", "const"]
-        if m == 1:
-            assert mod.in_place(op, g).call.function == "tinyc_depthwise_conv2d_s8_channels"
+        if m == 1:  # the in-place variant: its 3x3 kernel, and for a trained layer the model-layout one
+            assert mod.in_place(op, g).call.function == "tinyc_depthwise_conv2d_s8_3x3_channels"
+            assert mod.in_place(trained, g).call.function == "tinyc_depthwise_conv2d_s8_channels"
     g = read_tflite(data=model([dw(kernel=(5, 5))], in_shape=(1, 6, 6, 5)))
     assert mod.lower(g.ops[0], g).function == "tinyc_depthwise_conv2d_s8"
 

@@ -139,7 +139,7 @@ def _check_channel_in_place(m: bytes, inputs: list[np.ndarray]) -> None:
     """Output exactly over the input, the temp right above both (and, to catch a kernel that
     reads or writes past its temp, nothing else)."""
     c, rule, scratch = _channel_variant(compile_model(m))
-    assert c.calls[0].function == "tinyc_depthwise_conv2d_s8_channels"
+    assert c.calls[0].function in ("tinyc_depthwise_conv2d_s8_channels", "tinyc_depthwise_conv2d_s8_3x3_channels")
     sizes = {b.name: b.size for b in c.plan.buffers}
     top = -(-max(sizes[rule.x], sizes[rule.y]) // c.plan.alignment) * c.plan.alignment
     assert sizes[scratch] == inputs[0].shape[1] * inputs[0].shape[2] * inputs[0].shape[3]  # N*H*W
@@ -160,13 +160,35 @@ CHANNEL_CASES = [
     Branch(depth_multiplier=1, kernel=(3, 2), stride=(2, 1), dilation=(1, 2), bias=False),
     Branch(depth_multiplier=1, kernel=(3, 3), dilation=(2, 2), act="RELU_N1_TO_1", out_gain=0.05),
     Branch(depth_multiplier=1, kernel=(1, 1), out_zp=-128, act="RELU"),
+    # the 3x3 channel-by-channel kernel: words of four columns, zero-point columns and rows at the borders
+    Branch(depth_multiplier=1, kernel=(3, 3), padding="VALID", act="RELU6", out_zp=-128),
+    Branch(depth_multiplier=1, kernel=(3, 3), per_channel=False, bias=False),
+    Branch(depth_multiplier=1, kernel=(3, 3), negative_scales=True, act="RELU"),
+    Branch(depth_multiplier=1, kernel=(3, 3), stride=(2, 2), padding="VALID", out_zp=-40),
 ]
 
 
+@pytest.mark.parametrize("shape", [(1, 10, 9, 5), (2, 5, 3, 4)], ids=str)
 @pytest.mark.parametrize("br", CHANNEL_CASES, ids=str)
-def test_depthwise_channel_by_channel_exactly_over_its_input_matches_tflm(br: Branch) -> None:
-    shape = (1, 10, 9, 5)
+def test_depthwise_channel_by_channel_exactly_over_its_input_matches_tflm(br: Branch, shape) -> None:
+    """(1, 10, 9, 5): the 3x3 kernel's words inside and at both ends of a row; (2, 5, 3, 4): two
+    images, rows narrower than a word."""
+    if shape[2] < 5 and br.padding == "VALID" and br.kernel[1] > shape[2]:
+        pytest.skip("window wider than the input")
     _check_channel_in_place(model([br], shape, seed=11), [random_inputs(shape, 5, seed=12)])
+
+
+@pytest.mark.parametrize("br", [b for b in CHANNEL_CASES if b.kernel == (3, 3) and b.dilation == b.stride == (1, 1)],
+                         ids=str)
+def test_depthwise_3x3_channel_kernel_is_chosen_and_the_reference_layout_one_still_matches(
+        br: Branch, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import tinyc.ops.depthwise_conv as dwc
+
+    shape = (1, 7, 6, 5)
+    m = model([br], shape, seed=13)
+    assert _channel_variant(compile_model(m))[0].calls[0].function == "tinyc_depthwise_conv2d_s8_3x3_channels"
+    monkeypatch.setattr(dwc, "FAST_3X3", False)
+    _check_channel_in_place(m, [random_inputs(shape, 4, seed=14)])
 
 
 @settings(derandomize=True, max_examples=6, deadline=None, database=None,

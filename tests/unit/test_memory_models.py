@@ -19,6 +19,8 @@ from tinyc.memory.allocators import allocators
 from tinyc.memory.verify import verify
 from tinyc.validate.reference import tflm_arena_bytes
 
+CHANNEL_KERNELS = ("tinyc_depthwise_conv2d_s8_channels", "tinyc_depthwise_conv2d_s8_3x3_channels")
+
 VWW = MODELS / "hanlab" / "vww.tflite"
 needs_vww = pytest.mark.skipif(not VWW.is_file(), reason=f"{VWW} not available")
 # Issue 3: mcunet-vww1 and mcunet-in3 arenas, layer by layer, the input included.
@@ -85,7 +87,7 @@ def test_streamed_patch_plan_runs_depthwise_in_place_channel_by_channel(model: s
     c = compile_model(MODELS / model, Options(patch_input="stream"))
     plan = c.plan
     verify(plan.buffers, plan.offsets, plan.alignment, plan.overlaps)
-    steps = [k for k, call in enumerate(c.calls) if call.function == "tinyc_depthwise_conv2d_s8_channels"]
+    steps = [k for k, call in enumerate(c.calls) if call.function in CHANNEL_KERNELS]
     assert steps and plan.calls == c.calls
     exact = {o.step: o for o in plan.overlaps if o.exact}
     assert exact and set(exact) <= set(steps)
@@ -115,7 +117,7 @@ def test_ops_whose_in_place_variant_does_not_lower_the_arena_keep_their_fast_ker
     fast = plan_memory(c.graph, calls, alignment=c.plan.alignment)
 
     def variants(plan) -> int:
-        return sum(call.function == "tinyc_depthwise_conv2d_s8_channels" for call in plan.calls)
+        return sum(call.function in CHANNEL_KERNELS for call in plan.calls)
 
     assert fast.arena_bytes <= every.arena_bytes
     assert 0 < variants(fast) < variants(every)

@@ -1,5 +1,8 @@
 """DEPTHWISE_CONV_2D, int8: TFLM's depthwise Prepare at compile time, Eval in
-runtime_c/src/depthwise_conv.c.
+runtime_c/src/depthwise_conv.c (any layer: the model's filter layout) and
+runtime_c/src/depthwise_3x3.c (3x3 filters with constant weights: the input offset folded into the
+bias, the fast requantization, weights packed as int16 for depth multipliers 1 and 4k).
+Trained layers (attrs["trained"]) always run depthwise_conv.c on their weights as they are.
 
 Supported: int8 input and output, int8 1HWC filter (C = input channels x depth_multiplier)
 with per-tensor or per-output-channel (axis 3) scales and zero point 0, int32 bias or none,
@@ -7,12 +10,12 @@ any kernel size, depth multiplier, stride, dilation, SAME/VALID padding, fused
 NONE/RELU/RELU6/RELU_N1_TO_1. A preceding zero-point PAD is absorbed as extra padding.
 
 In place, two ways; the planner (memory/plan.py) picks per op whichever gives the smaller arena:
-- Overlap at a distance: tinyc_depthwise_conv2d_s8 is memmove-like (pixels in descending order
-  when the output starts above the input), so the output may overlap the input at
+- Overlap at a distance: tinyc_depthwise_conv2d_s8 and _3x3 are memmove-like (pixels in
+  descending order when the output starts above the input), so the output may overlap the input at
   window_overlap's distances either way: about one input row of lag at stride 1 (W*C bytes plus
   the window's reach), a pixel or so at stride 2.
 - Channel by channel (TinyEngine's rule, depth multiplier 1 only): tinyc_depthwise_conv2d_s8_channels
-  copies input channel c (N*H*W bytes, unpadded: taps outside the input are skipped as in the
+  (and _3x3_channels) copies input channel c (N*H*W bytes, unpadded: taps outside the input are skipped as in the
   other kernel) to a scratch buffer, then writes output channel c from it. Output channel c
   writes only bytes pixel*C + c, all of which belong to input channel c (already copied) when
   the output starts exactly where the input starts, whatever the stride, padding or output size.
@@ -124,13 +127,12 @@ class DepthwiseConv2D(cm.WindowConv):
                                                 g.t(bias).data if bias is not None else None, -x.quant.zp)
                                  if dm == 1 and not op.attrs.get("trained") else None),
         )
-        if not channels:
-            packed = _lower_3x3(op, g, params, comment=(
-                f"DEPTHWISE_CONV_2D {fh}x{fw} stride {wh.stride}x{ww.stride} dilation {wh.dilation}x{ww.dilation} "
-                f"pad {wh.pad_before},{ww.pad_before} {c}x{dm} {op.attrs.get('fused_activation_function', 'NONE')}"))
-            if packed is not None:
-                return packed
         how = " in place, channel by channel" if channels else ""
+        fast = _lower_3x3(op, g, params, channels, comment=(
+            f"DEPTHWISE_CONV_2D{how} {fh}x{fw} stride {wh.stride}x{ww.stride} dilation {wh.dilation}x{ww.dilation} "
+            f"pad {wh.pad_before},{ww.pad_before} {c}x{dm} {op.attrs.get('fused_activation_function', 'NONE')}"))
+        if fast is not None:
+            return fast
         comment = (f"DEPTHWISE_CONV_2D{how} {fh}x{fw} stride {wh.stride}x{ww.stride} dilation "
                    f"{wh.dilation}x{ww.dilation} pad {wh.pad_before},{ww.pad_before} {c}x{dm} "
                    f"{op.attrs.get('fused_activation_function', 'NONE')}")
@@ -146,18 +148,23 @@ class DepthwiseConv2D(cm.WindowConv):
             args=args, comment=comment))
 
 
-def _lower_3x3(op: Op, g: Graph, params: dict, comment: str) -> KernelCall | None:
-    """tinyc_depthwise_conv2d_s8_3x3 (runtime_c/src/depthwise_3x3.c): twice the filter as int16 in
-    groups of four channels, the input offset folded into the doubled bias, the fast
-    requantization. Not for trained layers (their weights change at run time in the model's
-    layout: nothing may be folded from them), filters other than 3x3 (the model-layout kernel's
-    whole-window path is as fast there), depth multipliers other than 1 or a multiple of 4, or
-    what tinyc/quant.py fast_requant cannot prove."""
+def _lower_3x3(op: Op, g: Graph, params: dict, channels: bool, comment: str) -> KernelCall | None:
+    """The 3x3 kernels (runtime_c/src/depthwise_3x3.c): the input offset folded into the doubled
+    bias, the fast requantization. tinyc_depthwise_conv2d_s8_3x3: twice the filter as int16 in
+    groups of four channels, depth multipliers 1 or 4k; tinyc_depthwise_conv2d_s8_3x3_channels,
+    the in-place variant (channels): the model's filter read per channel, stride and dilation 1.
+    Not for trained layers (their weights change at run time in the model's layout: nothing may
+    be folded from them), filters other than 3x3 (the model-layout kernel's whole-window path is
+    as fast there), or what tinyc/quant.py fast_requant cannot prove."""
     x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
     _, fh, fw, out_c = w.shape
     dm = params["depth_multiplier"]
-    if (not FAST_3X3 or op.attrs.get("trained") or op.attrs.get("split") or (fh, fw) != (3, 3)
-            or not (dm == 1 or dm % 4 == 0)):
+    if not FAST_3X3 or op.attrs.get("trained") or op.attrs.get("split") or (fh, fw) != (3, 3):
+        return None
+    if channels and not (params["dilation_h"] == params["dilation_w"] == 1 and params["stride_h"] == 1
+                         and params["stride_w"] == 1):
+        return None  # the planner takes the channel-by-channel variant at stride 1 only (module docstring)
+    if not (dm == 1 or dm % 4 == 0):
         return None
     bias_name = cm.bias_of(op, g)
     bias = g.t(bias_name).data if bias_name is not None else None
@@ -171,10 +178,22 @@ def _lower_3x3(op: Op, g: Graph, params: dict, comment: str) -> KernelCall | Non
     if fast is None:
         return None
     requant, sign = fast
+    in_c = params["in_c"]
+    if channels:
+        keep = ("batches", "in_h", "in_w", "in_c", "out_h", "out_w", "pad_top", "pad_left", "act_min", "act_max")
+        p = {k: params[k] for k in keep}
+        rq = requant.astype(np.int64)
+        rq[:, 3] |= (sign < 0).astype(np.int64) << 8  # the kernel negates those channels' weights
+        p.update(input_zp=x.quant.zp, requant=rq.astype(np.int32).ravel())
+        return KernelCall(function="tinyc_depthwise_conv2d_s8_3x3_channels", header="tinyc/depthwise_conv.h",
+                          sources=("depthwise_3x3.c",), params_type="tinyc_depthwise_3x3_channels_params_t",
+                          params=p, args=(Arg("in", op.inputs[0]), Arg("const", op.inputs[1]),
+                                          Arg("out", op.outputs[0]),
+                                          Arg("scratch", nbytes=params["batches"] * params["in_h"] * params["in_w"])),
+                          comment=comment + ", offset folded")
     keep = ("batches", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "depth_multiplier", "stride_h",
             "stride_w", "dilation_h", "dilation_w", "pad_top", "pad_left", "act_min", "act_max")
     p = {k: params[k] for k in keep}
-    in_c = params["in_c"]
     p.update(stream=pack_stream(2 * sign[:, None] * per_channel, requant),
              zero_points=np.full(-(-in_c // 4) * 4, x.quant.zp, dtype=np.int8))
     return KernelCall(function="tinyc_depthwise_conv2d_s8_3x3", header="tinyc/depthwise_conv.h",

@@ -70,4 +70,25 @@ typedef struct {
 
 void tinyc_depthwise_conv2d_s8_3x3(const tinyc_depthwise_3x3_params_t *p, const int8_t *input, int8_t *output);
 
+/* The same layers (3x3, stride 1, dilation 1, constant weights), depth multiplier 1, channel by
+ * channel in place like tinyc_depthwise_conv2d_s8_channels (temp: batches * in_h * in_w bytes; the
+ * planner takes that variant at stride 1 only, where it can need fewer bytes): per channel
+ * the nine weights are read from the model's filter, doubled (negated with a negative multiplier,
+ * from bit 8 of the shift word) and kept as int16 pairs, so that one word of four input columns
+ * feeds two outputs of a row (stride 1: SMLAD); a filter row outside the input adds
+ * zero point * its weights, taps left or right of it read the zero point. requant[4 * c ..]:
+ * 2 * (bias + input_offset * sum of the nine weights) (negated with q), q, rnd, e | negated << 8. */
+typedef struct {
+  int32_t batches;
+  int32_t in_h, in_w, in_c;
+  int32_t out_h, out_w;
+  int32_t pad_top, pad_left;
+  int32_t input_zp;
+  int32_t act_min, act_max;
+  const int32_t *requant; /* [in_c][4], as above */
+} tinyc_depthwise_3x3_channels_params_t;
+
+void tinyc_depthwise_conv2d_s8_3x3_channels(const tinyc_depthwise_3x3_channels_params_t *p, const int8_t *input,
+                                            const int8_t *filter, int8_t *output, void *temp);
+
 #endif /* TINYC_DEPTHWISE_CONV_H */
