@@ -8,7 +8,8 @@ the markers in timed_invoke), and 25 MHz ticks at 64 ns per instruction resolve 
 instruction. So the tolerance is absolute, 0..100 instructions over the exact count (the 14
 plus room for a compiler that schedules timed_invoke differently): 0.005 % of this model, far
 inside the "few percent" the fallback is meant for; a wrong shift or clock would be off by
-a factor of 2 or more."""
+a factor of 2 or more. (Since FULLY_CONNECTED runs on packed int16 weights, ad01 takes about
+492,000 instructions per input.)"""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def test_fallback_agrees_with_the_plugin(ad01, monkeypatch, capsys):
     assert source == qemu.icount_source(qemu.DEFAULT_ICOUNT_SHIFT)
     assert "-icount" in source and "approximate" in source
     for e, a in zip(exact, approx):
-        assert e > 1_000_000
+        assert e > 200_000  # the inference ran
         assert OVERHEAD[0] <= a - e <= OVERHEAD[1], (exact, approx)
     _run(d, xs[:1], monkeypatch, "off")
     err = capsys.readouterr().err
@@ -112,7 +113,7 @@ def test_a_plugin_qemu_cannot_load_falls_back(ad01, monkeypatch, tmp_path, capsy
     bogus.write_bytes(b"not a shared object")
     monkeypatch.setattr(qemu, "build_plugin", lambda: bogus)
     counts, source = _run(d, _inputs(compiled, 1), monkeypatch, "auto")
-    assert source == qemu.icount_source(qemu.DEFAULT_ICOUNT_SHIFT) and counts[0] > 1_000_000
+    assert source == qemu.icount_source(qemu.DEFAULT_ICOUNT_SHIFT) and counts[0] > 200_000
     err = capsys.readouterr().err
     assert "cannot load the insncount plugin" in err and "approximate" in err
     monkeypatch.setenv(qemu.PLUGIN_ENV, "on")
