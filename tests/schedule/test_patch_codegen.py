@@ -243,4 +243,6 @@ def test_tables_are_much_smaller_than_one_function_per_patch(wv_auto: Compiled, 
     assert _PATCH_FN.findall(_c(per_patch))
     text_pp, code_pp = _code_bytes(per_patch, tmp_path / "per_patch")
     text_on, code_on = _code_bytes(wv_auto, tmp_path / "auto")
-    assert text_on * 4 < text_pp and code_on * 1.5 < code_pp, (text_on, text_pp, code_on, code_pp)
+    # .text: the tabled stage is one function; code + constants: the packed (int16) depthwise weights are
+    # shared by both forms and now a larger part of the total, so the whole shrinks less than the text
+    assert text_on * 4 < text_pp and code_on * 1.3 < code_pp, (text_on, text_pp, code_on, code_pp)
