@@ -15,8 +15,10 @@ def corrupt_bias(compiled: Compiled, step: int, delta: int = 100_000) -> Compile
     prog = copy.deepcopy(compiled.program)
     arrays = {a.cname: a for a in prog.arrays}
     s = prog.steps[step]
-    # the bias is a constant argument, or (1x1 kernel, input offset folded in) the params' bias array
-    biases = [arrays[f["value"]] for f in s.fields if f["name"] == "bias" and f["value"] in arrays]
+    # the bias is a constant argument, or (input offset folded in) the params' bias array: 1x1
+    # kernel "bias"; FC and 3x3 depthwise "requant" / "stream", whose first word is a (doubled) bias
+    biases = [arrays[f["value"]] for f in s.fields
+              if f["name"] in ("bias", "requant", "stream") and f["value"] in arrays]
     biases += [arrays[a] for a in s.args if a in arrays and arrays[a].ctype == "int32_t"]
     if not biases:
         raise ValueError(f"step {step} ({s.function}) has no int32 constant argument")
