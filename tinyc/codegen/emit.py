@@ -299,30 +299,24 @@ def _steps(g: Graph, calls: Sequence[KernelCall], plan: MemoryPlan, macs: Sequen
     for step, (op, call) in enumerate(zip(g.ops, calls)):
         pname = f"{prefix}_{tag}{step}"
         fields = []
+
+        def array_ref(v: np.ndarray, cname: str, what: str) -> str:
+            """A params array as a static const array (one per distinct body: patches share theirs)."""
+            ctype, body = _NP_CTYPES[v.dtype], _array_body(v)
+            if (ctype, body) not in param_arrays:
+                arrays.append(CArray(cname=cname, ctype=ctype, length=max(v.size, 1), body=body,
+                                     comment=f"layer {step} {what}", align=4))
+                param_arrays[ctype, body] = cname
+            return param_arrays[ctype, body]
+
         for k, v in call.params.items():
             if isinstance(v, np.ndarray):
-                ctype, body = _NP_CTYPES[v.dtype], _array_body(v)
-                if (ctype, body) not in param_arrays:
-                    cname = f"{pname}_{k}"
-                    arrays.append(CArray(cname=cname, ctype=ctype, length=max(v.size, 1), body=body,
-                                              comment=f"layer {step} {k}", align=4))
-                    param_arrays[ctype, body] = cname
-                fields.append({"name": k, "value": param_arrays[ctype, body]})
+                fields.append({"name": k, "value": array_ref(v, f"{pname}_{k}", k)})
             elif isinstance(v, (tuple, list)):
                 fields.append({"name": k, "value": _tuple(v)})
             elif isinstance(v, dict):  # a nested struct (may hold arrays)
-                inner = {}
-                for k2, v2 in v.items():
-                    if isinstance(v2, np.ndarray):
-                        ctype, body = _NP_CTYPES[v2.dtype], _array_body(v2)
-                        if (ctype, body) not in param_arrays:
-                            cname = f"{pname}_{k}_{k2}"
-                            arrays.append(CArray(cname=cname, ctype=ctype, length=max(v2.size, 1), body=body,
-                                                 comment=f"layer {step} {k}.{k2}", align=4))
-                            param_arrays[ctype, body] = cname
-                        inner[k2] = param_arrays[ctype, body]
-                    else:
-                        inner[k2] = v2
+                inner = {k2: array_ref(v2, f"{pname}_{k}_{k2}", f"{k}.{k2}") if isinstance(v2, np.ndarray) else v2
+                         for k2, v2 in v.items()}
                 fields.append({"name": k, "value": _scalar(inner)})
             else:
                 fields.append({"name": k, "value": _scalar(v)})
