@@ -200,6 +200,21 @@ def clamp_range(op: Op, y: Tensor) -> tuple[int, int]:
     return activation_range(op.attrs.get("fused_activation_function", "NONE"), y.quant.s, y.quant.zp, "int8")
 
 
+def backward_geometry(op: Op, g: Graph, fh: int, fw: int, out_c: int, filter_in_c: int,
+                      depth_multiplier: int) -> tuple[dict[str, int], np.ndarray]:
+    """The backward kernels' geometry (tinyc_conv_bwd_params_t without w_scale) and the per output
+    channel weight scales, for both convolutions (CONV_2D: depth_multiplier 0)."""
+    n, h, w_, c = g.t(op.inputs[0]).shape
+    wh, ww = windows(op, g, fh, fw)
+    geom = dict(batches=n, in_h=h, in_w=w_, in_c=c, out_h=wh.out_size, out_w=ww.out_size, out_c=out_c,
+                filter_h=fh, filter_w=fw, filter_in_c=filter_in_c, depth_multiplier=depth_multiplier,
+                stride_h=wh.stride, stride_w=ww.stride, dilation_h=wh.dilation, dilation_w=ww.dilation,
+                pad_top=wh.pad_before, pad_left=ww.pad_before)
+    q = g.t(op.inputs[1]).quant
+    scales = np.array(q.scale if q.per_channel else q.scale[:1] * out_c, dtype=np.float64)
+    return geom, scales
+
+
 def bias_of(op: Op, g: Graph) -> str | None:
     return op.inputs[2] if len(op.inputs) > 2 else None
 

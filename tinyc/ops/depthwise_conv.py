@@ -81,12 +81,7 @@ class DepthwiseConv2D(cm.WindowConv):
         _, fh, fw, out_c = w.shape
         n, h, wd, c = x.shape
         dm = op.attrs["depth_multiplier"]
-        wh, ww = cm.windows(op, g, fh, fw)
-        geom = dict(batches=n, in_h=h, in_w=wd, in_c=c, out_h=wh.out_size, out_w=ww.out_size, out_c=out_c,
-                    filter_h=fh, filter_w=fw, filter_in_c=1, depth_multiplier=dm,
-                    stride_h=wh.stride, stride_w=ww.stride, dilation_h=wh.dilation, dilation_w=ww.dilation,
-                    pad_top=wh.pad_before, pad_left=ww.pad_before)
-        scales = np.array(w.quant.scale if w.quant.per_channel else w.quant.scale[:1] * out_c, dtype=np.float64)
+        geom, scales = cm.backward_geometry(op, g, fh, fw, out_c, 1, dm)
         macs = self.macs(op, g)
         fam = tm.WeightedFamily(
             header="tinyc/train_conv.h", source="train_conv.c", backward_input="tinyc_depthwise_backward_input_f32",
