@@ -220,3 +220,18 @@ def test_split_fully_connected_forward_is_bit_exact(tmp_path: Path) -> None:
     ours = tr.evaluate([x])
     assert np.array_equal(run_tflm(out, [x])[0].reshape(ours.shape), ours)
     assert np.array_equal(run_on_host(out, [x])[0].reshape(ours.shape), ours)
+
+
+def test_cli_bad_training_arguments_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from tinyc.cli import main
+
+    path = _model("mlperf_tiny/vww_96_int8.tflite")
+    data = DATA / "cifar10" / "test"
+    if not data.is_dir():
+        pytest.skip("cifar10 data not found")
+    for extra, msg in ((["--classes", "3"], "has 10 classes"), (["--momentum", "1.5"], "--momentum"),
+                       (["--epochs", "-1"], "--epochs"), (["--lr", "-0.1"], "--lr"),
+                       (["--update", "last:0"], "K must be")):
+        assert main(["train", str(path), "--data", str(data), "-n", "10", *extra]) == 2, extra
+        err = capsys.readouterr().err.strip().split("\r")[-1]  # after the data's progress bar, if any
+        assert err.startswith("tinyc: error:") and msg in err and "\n" not in err, (extra, err)

@@ -104,6 +104,13 @@ def train_on_host(model: str | Path, data: str | Path, *, eval_data: str | Path 
     if not lr >= 0:
         raise BadInput(f"--lr {lr}: must be >= 0")
     model_bytes, _, _, g0, _ = prepare_graph(model, options, None)
+    # bad options fail before the data is decoded
+    TrainOptions(update=update, qas=qas, momentum=momentum, learning_rate=lr, rounding=rounding)
+    from tinyc.train.graph import conv_layers
+    from tinyc.train.scheme import parse
+
+    convs, _ = conv_layers(g0)
+    parse(update, len(convs), g0, convs)
     t_in = g0.t(g0.inputs[0])
     train_set = load_labelled(data, t_in, progress=progress)
     if eval_data is not None:
